@@ -1,0 +1,1 @@
+"""Sample-quality evaluation: a domain classifier as feature extractor, and `evaluate` metrics."""
