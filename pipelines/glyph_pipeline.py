@@ -180,6 +180,7 @@ class GlyphDDPMPipeline(DiffusionPipeline):
         guidance_scale: float = 1.0,
         num_inference_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
         generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
         trajectory_every: int | None = None,
@@ -199,6 +200,8 @@ class GlyphDDPMPipeline(DiffusionPipeline):
                 The number of denoising steps of the scheduler.
             generator (`torch.Generator` or `list[torch.Generator]`, *optional*):
                 One generator, or one per image, for reproducible results.
+            latents (`torch.Tensor`, *optional*):
+                The initial noise x_T, shape (batch, channels, height, width); drawn with `generator` if not given.
             output_type (`str`, *optional*, defaults to `"pil"`):
                 `"pil"` (grayscale PIL images), `"np"` (array (B, H, W, C) in [0, 1]) or `"pt"` (tensor (B, C, H, W)
                 in [0, 1]).
@@ -248,8 +251,11 @@ class GlyphDDPMPipeline(DiffusionPipeline):
         device = self._execution_device
 
         # x_T ~ N(0, I), scaled by the scheduler's initial sigma (1 for DDPM, DDIM and DPM-Solver)
-        sample = randn_tensor(shape, generator=generator, device=device, dtype=self.unet.dtype)
-        sample = sample * self.scheduler.init_noise_sigma
+        if latents is None:
+            latents = randn_tensor(shape, generator=generator, device=device, dtype=self.unet.dtype)
+        elif tuple(latents.shape) != shape:
+            raise ValueError(f"latents must have shape {shape} for this model and batch, got {tuple(latents.shape)}")
+        sample = latents.to(device=device, dtype=self.unet.dtype) * self.scheduler.init_noise_sigma
         trajectory = [self._to_unit_range(sample).cpu()] if trajectory_every else None
 
         self.scheduler.set_timesteps(num_inference_steps, device=device)
@@ -327,4 +333,4 @@ def save_trajectory_gif(
     indices = np.linspace(0, len(trajectory) - 1, num_frames).round().astype(int)
     frames = [image_grid(trajectory[index], cols) for index in indices]
     durations = [duration_ms] * (num_frames - 1) + [final_hold_ms]
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
