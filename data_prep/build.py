@@ -75,6 +75,8 @@ def features_for(class_names: list[str]) -> datasets.Features:
 def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded split that sends `round(n_c * test_fraction)` images of each class `c` to the test split.
 
+    Neither split is left empty when there are two images or more.
+
     Written here rather than with `Dataset.train_test_split(stratify_by_column=...)` because that one
     refuses classes with a single image and test splits smaller than the number of classes, which small
     `--max_samples` runs hit.
@@ -88,13 +90,16 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tup
         `tuple[np.ndarray, np.ndarray]`: sorted train and test positions.
     """
     rng = np.random.default_rng(seed)
-    test = []
+    is_test = np.zeros(len(labels), dtype=bool)
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
-        n_test = int(round(len(members) * test_fraction))
-        test.append(rng.permutation(members)[:n_test])
-    test_positions = np.sort(np.concatenate(test)) if test else np.array([], dtype=np.int64)
-    train_positions = np.setdiff1d(np.arange(len(labels)), test_positions)
+        is_test[rng.permutation(members)[: int(round(len(members) * test_fraction))]] = True
+    # Neither split may be empty: with tiny classes, move one image of the largest class across.
+    for want_test in (True, False):
+        if len(labels) >= 2 and not (is_test == want_test).any():
+            largest = np.bincount(labels).argmax()
+            is_test[rng.choice(np.flatnonzero(labels == largest))] = want_test
+    train_positions, test_positions = np.flatnonzero(~is_test), np.flatnonzero(is_test)
     return train_positions, test_positions
 
 
@@ -236,6 +241,9 @@ def save_atomically(dataset_dict: datasets.DatasetDict, card: str, output_dir: P
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".tmp", dir=output_dir.parent))
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result should look like any new folder
         dataset_dict.save_to_disk(str(tmp))
         (tmp / "README.md").write_text(card, encoding="utf-8")
         if output_dir.exists():

@@ -149,16 +149,18 @@ def cdb_source(path: Path, image_size: int) -> Source:
         image_size (`int`): output side; the crops are fitted and centred like MNIST.
 
     Returns:
-        `Source`: labels index the Persian digits (digit layout) or the Hoda letter table (CDB 5.0).
+        `Source`: the classes present in the file, named from the Persian digits (digit layout)
+            or the Hoda letter table (CDB 5.0).
     """
     data = path.read_bytes()
     index = index_cdb(path, data)
-    class_names = list(PERSIAN_DIGITS if index.layout == "digits" else HODA_LETTER_CLASSES)
-    if index.labels.size and index.labels.max() >= len(class_names):
+    table = PERSIAN_DIGITS if index.layout == "digits" else HODA_LETTER_CLASSES
+    if index.labels.size and index.labels.max() >= len(table):
         bad = int(index.labels.max())
-        raise DataPrepError(
-            f"{path}: label {bad} is not a known class (the Hoda {index.layout} table has {len(class_names)})"
-        )
+        raise DataPrepError(f"{path}: label {bad} is not a known class (the Hoda {index.layout} table has {len(table)})")
+    present = np.unique(index.labels)  # the label space holds the classes present in the file
+    class_names = [table[label] for label in present]
+    label_of = np.searchsorted(present, index.labels)  # (N,) positions in class_names
     buffer = np.frombuffer(data, dtype=np.uint8)
 
     def read(select=None):
@@ -169,7 +171,7 @@ def cdb_source(path: Path, image_size: int) -> Source:
                 ink = decode_rle(runs, int(index.widths[i]), int(index.heights[i]))
             except ValueError as error:
                 raise _corrupt(path, f"record {i}: {error}") from None
-            yield {"image": fit_and_center(ink, image_size), "label": int(index.labels[i])}
+            yield {"image": fit_and_center(ink, image_size), "label": int(label_of[i])}
 
     return Source(
         name=str(path),
