@@ -75,7 +75,7 @@ def idx_sources(directory: Path, image_size: int) -> list[Source]:
         if images_path is None and labels_path is None:
             continue
         if images_path is None or labels_path is None:
-            found, missing = (images_path, "images") if labels_path is None else (labels_path, "labels")
+            found, missing = (images_path, "labels") if labels_path is None else (labels_path, "images")
             missing_name = f"{prefix}-{missing}-idx{3 if missing == 'images' else 1}-ubyte[.gz]"
             raise DataPrepError(f"{found}: found, but its {missing} file {missing_name} is missing from {directory}")
         images, labels = read_idx(images_path, 3), read_idx(labels_path, 1)
