@@ -2,6 +2,7 @@
 
 import httpx2
 import pytest
+from huggingface_hub import constants
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 from huggingface_hub.utils import filter_repo_objects
 
@@ -117,3 +118,12 @@ def test_push_cli_rejects_a_folder_without_model_index(tmp_path, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert f"{tmp_path}: not a saved pipeline (no model_index.json)" in err
+
+
+def test_push_cli_failure_is_one_line_and_exit_code_1(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # the Hub refuses every request, as on a plane
+    (tmp_path / "model_index.json").write_text("{}")
+    assert push_cli.main([str(tmp_path), "--repo_id", "me/x"]) == 1
+    assert capsys.readouterr().err == (
+        "error: creating model repo me/x failed: HF_HUB_OFFLINE is set; unset it (export HF_HUB_OFFLINE=0) to push\n"
+    )

@@ -1,0 +1,248 @@
+"""End to end: push models and datasets to the loopback Hub server and load them back by repo id.
+
+The clients (huggingface_hub, datasets, diffusers) read `HF_ENDPOINT` when they are imported, and the
+rest of the suite runs offline, so every client here runs in a subprocess whose environment points at
+the server (`HubServer.client_env`). The server runs in this process, so tests can inject failures
+and look at what was stored.
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDPMScheduler, UNet2DModel
+from hub_server import HubServer
+from PIL import Image
+
+from pipelines import GlyphDDPMPipeline, save_pipeline
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CLASS_NAMES = ["۰", "۷", "ب"]
+DEBRIS = ["checkpoints/step_10/optimizer.bin", "checkpoints/step_10/model.safetensors", "logs/events.out.tfevents.1", "last.ckpt"]
+
+
+@pytest.fixture(scope="module")
+def hub():
+    with HubServer() as server:
+        yield server
+
+
+def tiny_unet(num_class_embeds: int | None = None) -> UNet2DModel:
+    torch.manual_seed(0)
+    blocks = ("DownBlock2D", "DownBlock2D")
+    return UNet2DModel(
+        sample_size=8, in_channels=1, out_channels=1, layers_per_block=1, block_out_channels=(4, 8),
+        norm_num_groups=4, down_block_types=blocks, up_block_types=("UpBlock2D", "UpBlock2D"),
+        num_class_embeds=num_class_embeds,
+    )  # fmt: skip
+
+
+def saved_pipeline(folder: Path, class_names: list[str] | None = None) -> Path:
+    """A save_pipeline folder with a card and sample grid, plus training debris that must stay local."""
+    unet = tiny_unet(len(class_names) + 1 if class_names else None)
+    grid = Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8), "L")
+    save_pipeline(folder, unet, DDPMScheduler(num_train_timesteps=50), class_names=class_names,
+                  card_info={"dataset": "glyphs", "train_loss": 0.1}, sample_grid=grid)  # fmt: skip
+    for relpath in DEBRIS:
+        (folder / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relpath).write_bytes(b"not for the Hub " + relpath.encode())
+    return folder
+
+
+def folder_state(folder: Path) -> dict[str, tuple[int, int, str]]:
+    """Every file's (size, mtime, sha256) and every folder, to prove a push left the folder untouched."""
+    state = {}
+    for path in sorted(folder.rglob("*")):
+        stat = path.stat()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
+        state[path.relative_to(folder).as_posix()] = (stat.st_size, stat.st_mtime_ns, digest)
+    return state
+
+
+def local_files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def run_client(hub: HubServer, script: str, *args: str, home: Path, token: str | None = None, cwd: Path = REPO_ROOT):
+    """Run `script` in a fresh interpreter talking to `hub`; returns the CompletedProcess."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), *args],
+        cwd=cwd, env=hub.client_env(home / "hf_home", token=token), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def last_json(result: subprocess.CompletedProcess) -> dict:
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+PUSH_CLI_THEN_LOAD = """
+    import json, sys, numpy as np, torch
+    from diffusers import DDPMPipeline
+    from pipelines.push import main
+    folder, repo_id = sys.argv[1:]
+    assert main([folder, "--repo_id", repo_id]) == 0
+    images = {}
+    for source in (folder, repo_id):
+        pipe = DDPMPipeline.from_pretrained(source)
+        images[source] = pipe(batch_size=2, num_inference_steps=3, generator=torch.manual_seed(0), output_type="np").images
+    print(json.dumps({"shape": images[folder].shape, "max_diff": float(np.abs(images[folder] - images[repo_id]).max())}))
+"""
+
+
+def test_unconditional_model_round_trip_through_the_hub(hub, tmp_path):
+    folder = saved_pipeline(tmp_path / "model")
+    before = folder_state(folder)
+
+    result = last_json(run_client(hub, PUSH_CLI_THEN_LOAD, str(folder), "tester/uncond", home=tmp_path))
+
+    assert result == {"shape": [2, 8, 8, 1], "max_diff": 0.0}  # stock DDPMPipeline, loaded by repo id
+    published = {path: data for path, data in local_files(folder).items() if path not in DEBRIS}
+    assert hub.files("tester/uncond") == published
+    assert {"model_index.json", "README.md", "sample_grid.png", "unet/diffusion_pytorch_model.safetensors"} <= set(published)
+    assert hub.repos[("model", "tester/uncond")].private is False
+    assert folder_state(folder) == before
+
+
+PUSH = """
+    import sys
+    from sharing import push_folder
+    print(push_folder(sys.argv[1], sys.argv[2], private=sys.argv[3] == "private", base_delay_s=0.05))
+"""
+
+# Run in an empty folder after removing this project from the import system: what a Hub user has.
+LOAD_WITH_REMOTE_CODE = """
+    import importlib.util, os, sys
+    repo_root, repo_id, out = sys.argv[1:]
+    sys.path[:] = [p for p in sys.path if p not in ("", ".") and os.path.abspath(p) != repo_root]
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__.lower()
+                        and "editable" not in getattr(f, "__name__", "").lower()]
+    assert importlib.util.find_spec("pipelines") is None, "the project is still importable"
+    import numpy as np, torch
+    from diffusers import DiffusionPipeline
+    pipe = DiffusionPipeline.from_pretrained(repo_id, trust_remote_code=True)
+    assert type(pipe).__name__ == "GlyphDDPMPipeline" and not type(pipe).__module__.startswith("pipelines")
+    images = pipe(batch_size=2, class_labels="ب", num_inference_steps=2, generator=torch.manual_seed(0), output_type="np").images
+    np.save(out, images)
+"""
+
+
+def test_class_conditional_private_model_loads_by_repo_id_with_remote_code(hub, tmp_path):
+    folder = saved_pipeline(tmp_path / "model", CLASS_NAMES)
+    url = run_client(hub, PUSH, str(folder), "tester/cond", "private", home=tmp_path)
+    assert url.returncode == 0, url.stderr[-3000:]
+    assert url.stdout.strip() == f"{hub.url}/tester/cond"
+    assert hub.repos[("model", "tester/cond")].private is True
+    assert "glyph_pipeline.py" in hub.files("tester/cond") and not any(p.startswith("checkpoints/") for p in hub.files("tester/cond"))
+
+    out = tmp_path / "remote.npy"
+    loaded = run_client(hub, LOAD_WITH_REMOTE_CODE, str(REPO_ROOT), "tester/cond", str(out), home=tmp_path, cwd=tmp_path)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+
+    local = GlyphDDPMPipeline.from_pretrained(folder)
+    expected = local(batch_size=2, class_labels="ب", num_inference_steps=2, generator=torch.manual_seed(0), output_type="np").images
+    np.testing.assert_array_equal(np.load(out), expected)
+
+
+def small_folder(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "model_index.json").write_text('{"_class_name": "DDPMPipeline"}')
+    (folder / "unet").mkdir()
+    (folder / "unet" / "weights.safetensors").write_bytes(bytes(range(256)) * 4)
+    return folder
+
+
+def test_transient_failures_are_retried_until_the_push_succeeds(hub, tmp_path):
+    folder = small_folder(tmp_path / "model")
+    hub.fail_next(1, status=500, path_contains="/api/repos/create")
+    hub.fail_next(2, status=503, path_contains="/api/models/tester/flaky/commit/")
+
+    result = run_client(hub, PUSH, str(folder), "tester/flaky", "public", home=tmp_path)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "HTTP 503" in result.stderr and "(try 2/5)" in result.stderr
+    commits = [path for method, path in hub.requests if path == "/api/models/tester/flaky/commit/main"]
+    assert len(commits) == 3
+    assert hub.files("tester/flaky") == local_files(folder)
+
+
+PERMANENT_FAILURES = """
+    import json, sys
+    from sharing import PushError, push_folder
+    errors = []
+    for repo_id in ("tester/rejected", "tester/down"):
+        try:
+            push_folder(sys.argv[1], repo_id, max_tries=2, base_delay_s=0.05)
+        except PushError as error:
+            errors.append(str(error))
+    print(json.dumps(errors))
+"""
+
+
+def test_permanent_failures_give_one_line_and_leave_the_folder_untouched(hub, tmp_path):
+    folder = small_folder(tmp_path / "model")
+    before = folder_state(folder)
+    hub.fail_next(1, status=400, path_contains="/api/models/tester/rejected/commit/")
+    hub.fail_next(5, status=503, path_contains="/api/models/tester/down/commit/")
+
+    rejected, down = last_json(run_client(hub, PERMANENT_FAILURES, str(folder), home=tmp_path))
+
+    assert rejected.startswith(f"uploading {folder} to model repo tester/rejected failed: HTTP 400")
+    assert down.startswith(f"uploading {folder} to model repo tester/down failed after 2 tries: HTTP 503")
+    assert [p for _, p in hub.requests].count("/api/models/tester/rejected/commit/main") == 1  # no retry on 4xx
+    assert hub.files("tester/rejected") == {} and hub.files("tester/down") == {}
+    assert folder_state(folder) == before
+
+
+def test_a_bad_token_fails_with_one_clear_line(hub, tmp_path):
+    folder = small_folder(tmp_path / "model")
+    before = folder_state(folder)
+
+    result = run_client(hub, PUSH, str(folder), "tester/denied", "public", home=tmp_path, token="hf_wrong")
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].split("PushError: ")[-1] == (
+        "creating model repo tester/denied failed: HTTP 401 Invalid credentials in "
+        "Authorization header; check your token (`hf auth login` or the HF_TOKEN environment variable)"
+    )
+    assert ("model", "tester/denied") not in hub.repos
+    assert folder_state(folder) == before
+
+
+DATASET_ROUND_TRIP = """
+    import json, sys
+    import datasets, numpy as np
+    from PIL import Image
+    names = sys.argv[1].split(",")
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
+    def split(n, seed):
+        rng = np.random.default_rng(seed)
+        images = [Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8), "L") for _ in range(n)]
+        return datasets.Dataset.from_dict({"image": images, "label": [i % len(names) for i in range(n)]}, features=features)
+    local = datasets.DatasetDict(train=split(12, 0), test=split(4, 1))
+    local.push_to_hub("tester/glyphs", private=True)
+    loaded = datasets.load_dataset("tester/glyphs")
+    same_rows = all(
+        np.array_equal(np.asarray(a["image"]), np.asarray(b["image"])) and a["label"] == b["label"]
+        and b["image"].mode == "L"
+        for name in local for a, b in zip(local[name], loaded[name])
+    )
+    print(json.dumps({"splits": {k: v.num_rows for k, v in loaded.items()}, "names": loaded["train"].features["label"].names,
+                      "image": type(loaded["train"].features["image"]).__name__, "same_rows": same_rows}))
+"""
+
+
+def test_dataset_round_trip_through_the_hub(hub, tmp_path):
+    result = last_json(run_client(hub, DATASET_ROUND_TRIP, ",".join(CLASS_NAMES), home=tmp_path))
+
+    assert result == {"splits": {"train": 12, "test": 4}, "names": CLASS_NAMES, "image": "Image", "same_rows": True}
+    assert hub.repos[("dataset", "tester/glyphs")].private is True
+    files = hub.files("tester/glyphs", repo_type="dataset")
+    assert "README.md" in files and any(path.endswith(".parquet") for path in files)
