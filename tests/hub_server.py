@@ -79,7 +79,7 @@ class _Repo:
     repo_id: str
     private: bool
     sdk: str | None = None
-    # (commit sha, snapshot {path: content}, summary), oldest first
+    # (commit sha, snapshot {path: blob}, summary), oldest first
     commits: list[tuple[str, dict[str, _Blob], str]] = field(default_factory=list)
 
     def snapshot(self, revision: str) -> tuple[str, dict[str, _Blob]] | None:

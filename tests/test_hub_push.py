@@ -219,30 +219,32 @@ def test_a_bad_token_fails_with_one_clear_line(hub, tmp_path):
 DATASET_ROUND_TRIP = """
     import json, sys
     import datasets, numpy as np
-    from PIL import Image
-    names = sys.argv[1].split(",")
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
-    def split(n, seed):
-        rng = np.random.default_rng(seed)
-        images = [Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8), "L") for _ in range(n)]
-        return datasets.Dataset.from_dict({"image": images, "label": [i % len(names) for i in range(n)]}, features=features)
-    local = datasets.DatasetDict(train=split(12, 0), test=split(4, 1))
-    local.push_to_hub("tester/glyphs", private=True)
-    loaded = datasets.load_dataset("tester/glyphs")
+    from data_prep.cli import main
+    output_dir, repo_id = sys.argv[1:]
+    args = ["glyphs", "--output_dir", output_dir, "--per_class", "2", "--seed", "0", "--push_to_hub", repo_id, "--private"]
+    assert main(args) == 0
+    local, loaded = datasets.load_from_disk(output_dir), datasets.load_dataset(repo_id)
     same_rows = all(
-        np.array_equal(np.asarray(a["image"]), np.asarray(b["image"])) and a["label"] == b["label"]
-        and b["image"].mode == "L"
-        for name in local for a, b in zip(local[name], loaded[name])
+        np.array_equal(np.asarray(a["image"]), np.asarray(b["image"])) and a["label"] == b["label"] and b["image"].mode == "L"
+        for split in local for a, b in zip(local[split], loaded[split], strict=True)
     )
-    print(json.dumps({"splits": {k: v.num_rows for k, v in loaded.items()}, "names": loaded["train"].features["label"].names,
-                      "image": type(loaded["train"].features["image"]).__name__, "same_rows": same_rows}))
+    print(json.dumps({
+        "rows": {split: (local[split].num_rows, loaded[split].num_rows) for split in local},
+        "names": (local["train"].features["label"].names, loaded["train"].features["label"].names),
+        "same_rows": same_rows,
+    }))
 """
 
 
-def test_dataset_round_trip_through_the_hub(hub, tmp_path):
-    result = last_json(run_client(hub, DATASET_ROUND_TRIP, ",".join(CLASS_NAMES), home=tmp_path))
+def test_data_prep_dataset_round_trip_through_the_hub(hub, tmp_path):
+    result = last_json(run_client(hub, DATASET_ROUND_TRIP, str(tmp_path / "glyphs"), "tester/glyphs", home=tmp_path))
 
-    assert result == {"splits": {"train": 12, "test": 4}, "names": CLASS_NAMES, "image": "Image", "same_rows": True}
+    assert result["same_rows"] is True
+    assert all(local == loaded and local > 0 for local, loaded in result["rows"].values())
+    local_names, loaded_names = result["names"]
+    assert loaded_names == local_names and loaded_names[:2] == ["۰", "۱"] and "ب" in loaded_names
     assert hub.repos[("dataset", "tester/glyphs")].private is True
     files = hub.files("tester/glyphs", repo_type="dataset")
-    assert "README.md" in files and any(path.endswith(".parquet") for path in files)
+    assert any(path.endswith(".parquet") for path in files)
+    card = files["README.md"].decode()
+    assert "dataset_info:" in card and "python -m data_prep glyphs" in card  # data_prep's card, with datasets' metadata
