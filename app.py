@@ -1,0 +1,269 @@
+"""A web demo: pick a character, press Generate, watch a trained glyph DDPM draw it.
+
+    python app.py --model runs/glyphs          # a folder saved by train_ddpm.py, or a Hub model id
+
+This is also the app file of a Hugging Face Space (`sdk: gradio`, `app_file: app.py`); there the model comes
+from the `PERSIAN_DDPM_MODEL` variable. The page works offline: no analytics, and only system fonts, so the
+browser fetches nothing beyond the app's own server.
+"""
+
+import os
+
+# Gradio reads this when it is imported (version check, telemetry); the Blocks below also switch analytics off.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import argparse  # noqa: E402
+import functools  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gradio as gr  # noqa: E402
+import PIL.Image  # noqa: E402
+import torch  # noqa: E402
+
+from pipelines import GlyphDDPMPipeline, image_grid, save_trajectory_gif  # noqa: E402
+from pipelines.glyph_pipeline import DEFAULT_NUM_INFERENCE_STEPS  # noqa: E402
+from pipelines.samplers import use_sampler  # noqa: E402
+
+# The model the README quick start trains; `--model` and $PERSIAN_DDPM_MODEL override it.
+DEFAULT_MODEL = "runs/glyphs"
+MODEL_ENV_VAR = "PERSIAN_DDPM_MODEL"
+
+ANY_CHARACTER = "any"
+MAX_IMAGES = 64
+GIF_FRAMES = 20
+# Where each call writes its denoising GIF; removed when the app exits.
+_GIF_DIR = tempfile.TemporaryDirectory(prefix="persian-ddpm-app-")
+# Shown name -> (key in `pipelines.samplers.SAMPLERS`, steps offered when it is picked). DPM-Solver++ with the
+# pipeline's default steps is the fast default; DDIM needs ~50 steps and ancestral DDPM its full schedule.
+SAMPLER_CHOICES = {
+    "DPM-Solver++": ("dpm++", DEFAULT_NUM_INFERENCE_STEPS),
+    "DDIM": ("ddim", 50),
+    "DDPM": ("ddpm", 1000),
+}
+DEFAULT_SAMPLER = "DPM-Solver++"
+
+# System fonts only, so the browser downloads no font; one with Persian glyphs first for the character menu.
+# The pixels of the small characters stay sharp when the images are enlarged.
+THEME = gr.themes.Default(
+    font=["Vazirmatn", "Noto Sans Arabic", "DejaVu Sans", "system-ui", "sans-serif"],
+    font_mono=["DejaVu Sans Mono", "ui-monospace", "monospace"],
+)
+CSS = """
+#grid img, #trajectory img { image-rendering: pixelated; }
+#character input { font-size: 1.4em; }
+"""
+
+
+class ModelLoadError(Exception):
+    """A model folder or Hub id that cannot be loaded; the message is one line for the page."""
+
+
+@functools.lru_cache(maxsize=2)
+def load_model(model: str) -> GlyphDDPMPipeline:
+    """Load (once) the pipeline saved at `model`, a local folder or a Hub model id.
+
+    Raises:
+        ModelLoadError: with one line naming the model, the reason and what to do.
+    """
+    try:
+        pipe = GlyphDDPMPipeline.from_pretrained(model)
+    except Exception as error:  # any loader failure (missing folder, offline Hub, bad files) becomes one line
+        reason = next(iter(str(error).strip().splitlines()), "").rstrip(".") or type(error).__name__
+        if not os.path.isdir(model):
+            reason = f"no such folder, and as a Hub id: {reason}"
+        raise ModelLoadError(
+            f"Could not load the model '{model}' ({reason}). Pass a folder saved by train_ddpm.py or a Hub "
+            f"model id (--model or ${MODEL_ENV_VAR})."
+        ) from error
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def character_choices(pipe: GlyphDDPMPipeline | None) -> list[str]:
+    """The character menu: "any" (every class in turn, or the only choice of an unconditional model), then
+    the model's class names, which are the characters themselves ("ب", "۷", ...)."""
+    return [ANY_CHARACTER, *(pipe.class_names or [])] if pipe is not None else [ANY_CHARACTER]
+
+
+def describe_model(model: str, pipe: GlyphDDPMPipeline) -> str:
+    """One Markdown line about the loaded model."""
+    size = pipe.unet.config.sample_size
+    if pipe.is_class_conditional:
+        kind = f"class-conditional, {len(pipe.class_names or [])} characters"
+    else:
+        kind = "unconditional"
+    return f"Model '{model}': {kind}, {size}×{size} pixels."
+
+
+def generate(
+    model: str,
+    character: str,
+    num_images: float,
+    sampler: str,
+    steps: float,
+    guidance_scale: float,
+    seed: float | None,
+) -> tuple[PIL.Image.Image, str, str]:
+    """Draw `num_images` characters; returns the grid, the path of the denoising GIF and a status line.
+
+    Bad settings and unloadable models raise `gr.Error`, which the page shows as a message.
+    """
+    if seed is None or seed < 0 or seed != int(seed):
+        raise gr.Error("Seed must be a whole number, 0 or more.")
+    if not 1 <= num_images <= MAX_IMAGES or num_images != int(num_images):
+        raise gr.Error(f"Number of images must be a whole number from 1 to {MAX_IMAGES}.")
+    if steps < 1 or steps != int(steps):
+        raise gr.Error("Steps must be a whole number, 1 or more.")
+    if sampler not in SAMPLER_CHOICES:
+        raise gr.Error(f"Unknown sampler {sampler!r}; choose one of {', '.join(SAMPLER_CHOICES)}.")
+    try:
+        pipe = load_model(model)
+    except ModelLoadError as error:
+        raise gr.Error(str(error)) from error
+    schedule_length = pipe.scheduler.config.num_train_timesteps
+    if steps > schedule_length:
+        raise gr.Error(f"Steps must be at most {schedule_length}, the length of this model's noise schedule.")
+
+    use_sampler(pipe, SAMPLER_CHOICES[sampler][0])
+    steps = int(steps)
+    num_frames = min(GIF_FRAMES, steps + 1)
+    start = time.perf_counter()
+    try:
+        output = pipe(
+            batch_size=int(num_images),
+            class_labels=None if character == ANY_CHARACTER else character,
+            guidance_scale=guidance_scale if pipe.is_class_conditional else 1.0,
+            num_inference_steps=steps,
+            generator=torch.Generator(device="cpu").manual_seed(int(seed)),
+            output_type="pt",
+            # record enough steps for the GIF: 1 + steps // k >= num_frames
+            trajectory_every=max(1, steps // (num_frames - 1)),
+        )
+    except ValueError as error:  # e.g. more steps than the noise schedule has, or a character of another model
+        raise gr.Error(str(error)) from error
+    seconds = time.perf_counter() - start
+
+    grid = image_grid(output.images.cpu())  # (B, 1, H, W) -> one near-square grid
+    gif_dir = Path(_GIF_DIR.name)
+    for old in gif_dir.glob("*.gif"):  # Gradio copied it into its own cache when the last call returned
+        old.unlink()
+    gif_path = gif_dir / f"trajectory-{uuid.uuid4().hex}.gif"
+    save_trajectory_gif(output.trajectory, gif_path, num_frames=num_frames)
+    what = "characters" if character == ANY_CHARACTER else character
+    status = f"Drew {int(num_images)} × {what} in **{seconds:.2f} s** ({sampler}, {steps} steps)."
+    return grid, str(gif_path), status
+
+
+def switch_model(model: str, current: str):
+    """Load another model from the page; on failure keep the current one and say why."""
+    model = model.strip()
+    try:
+        pipe = load_model(model)
+    except ModelLoadError as error:
+        gr.Warning(str(error))
+        return current, gr.update(), gr.update(), f"⚠️ {error}"
+    return (
+        model,
+        gr.update(choices=character_choices(pipe), value=ANY_CHARACTER),
+        gr.update(visible=pipe.is_class_conditional),
+        describe_model(model, pipe),
+    )
+
+
+def pick_sampler(sampler: str):
+    """Offer the sampler's usual number of steps when it is picked."""
+    return gr.update(value=SAMPLER_CHOICES[sampler][1])
+
+
+def build_demo(model: str) -> gr.Blocks:
+    """The page for `model`. A model that cannot be loaded still gives a page, with the reason at the top."""
+    try:
+        pipe = load_model(model)
+        model_status = describe_model(model, pipe)
+    except ModelLoadError as error:
+        pipe, model_status = None, f"⚠️ {error}"
+    conditional = pipe is not None and pipe.is_class_conditional
+
+    with gr.Blocks(title="Persian DDPM", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(
+            "# Persian DDPM\nA denoising diffusion model draws handwritten characters. Pick one and press "
+            "**Generate**."
+        )
+        current_model = gr.State(model)
+        with gr.Row(equal_height=True):
+            model_box = gr.Textbox(value=model, label="Model (folder or Hub id)", scale=4)
+            load_button = gr.Button("Load model", scale=1)
+        model_info = gr.Markdown(model_status)
+        with gr.Row():
+            with gr.Column(scale=1):
+                character = gr.Dropdown(
+                    character_choices(pipe), value=ANY_CHARACTER, label="Character", elem_id="character"
+                )
+                num_images = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="Number of images")
+                sampler = gr.Radio(list(SAMPLER_CHOICES), value=DEFAULT_SAMPLER, label="Sampler")
+                steps = gr.Slider(1, 1000, value=DEFAULT_NUM_INFERENCE_STEPS, step=1, label="Steps")
+                guidance = gr.Slider(
+                    1.0,
+                    8.0,
+                    value=1.0,
+                    step=0.5,
+                    label="Guidance scale",
+                    info="1 = none; more gives more typical characters, at twice the cost",
+                    visible=conditional,
+                )
+                seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
+                generate_button = gr.Button("Generate", variant="primary")
+            with gr.Column(scale=2):
+                grid = gr.Image(label="Characters", type="pil", format="png", interactive=False, elem_id="grid")
+                trajectory = gr.Image(
+                    label="Denoising, from noise to characters", type="filepath", interactive=False,
+                    elem_id="trajectory",
+                )
+                status = gr.Markdown(elem_id="status")
+
+        load_button.click(
+            switch_model, [model_box, current_model], [current_model, character, guidance, model_info]
+        )
+        sampler.change(pick_sampler, sampler, steps)
+        generate_button.click(
+            generate,
+            [current_model, character, num_images, sampler, steps, guidance, seed],
+            [grid, trajectory, status],
+        )
+    return demo
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python app.py",
+        description="Serve a web page that draws characters with a trained glyph DDPM.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--model",
+        default=os.environ.get(MODEL_ENV_VAR, DEFAULT_MODEL),
+        help=f"a folder saved by train_ddpm.py, or a Hub model id (default: ${MODEL_ENV_VAR}, else the "
+        "README quick start's model)",
+    )
+    parser.add_argument(
+        "--host", help="address to listen on (default: $GRADIO_SERVER_NAME, else 127.0.0.1, this machine only)"
+    )
+    parser.add_argument(
+        "--port", type=int, help="port to listen on (default: $GRADIO_SERVER_PORT, else the first free from 7860)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    demo = build_demo(args.model)
+    demo.queue(max_size=32).launch(
+        server_name=args.host, server_port=args.port, theme=THEME, css=CSS
+    )
+
+
+if __name__ == "__main__":
+    main()
