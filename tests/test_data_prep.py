@@ -4,13 +4,12 @@ import datasets
 import numpy as np
 import pytest
 from huggingface_hub import DatasetCard
-from PIL import Image
 
 from data_prep import prepare
 from data_prep.classes import HODA_LETTER_CLASSES, PERSIAN_CLASSES, PERSIAN_DIGITS
 from data_prep.hoda_cdb import decode_rle
 from data_prep.normalize import fit_and_center
-from tests.data_writers import (
+from data_writers import (
     encode_rle,
     glyph_png,
     random_glyphs,

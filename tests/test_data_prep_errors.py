@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from data_prep.cli import main
-from tests.data_writers import (
+from data_writers import (
     glyph_png,
     random_glyphs,
     write_hoda_cdb5,
@@ -151,3 +151,9 @@ def test_existing_output_dir_without_overwrite(tmp_path, capsys):
 )
 def test_bad_arguments(tmp_path, capsys, flags, text):
     _fails(tmp_path, capsys, ["glyphs", "--per_class", "1", *flags], text)
+
+
+def test_unreachable_hub_id(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    _fails(tmp_path, capsys, ["mnist", "--source", "nobody/no-such-mnist"], "nobody/no-such-mnist", "IDX files")
