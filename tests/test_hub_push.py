@@ -8,7 +8,6 @@ and look at what was stored.
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -22,6 +21,7 @@ from hub_server import HubServer
 from PIL import Image
 
 from pipelines import GlyphDDPMPipeline, save_pipeline
+from pipelines.model_card import MODEL_PLACEHOLDER
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLASS_NAMES = ["۰", "۷", "ب"]
@@ -120,7 +120,7 @@ PUSH = """
 # Run in an empty folder after removing this project from the import system: what a Hub user has.
 LOAD_WITH_REMOTE_CODE = """
     import importlib.util, os, sys
-    repo_root, repo_id, out = sys.argv[1:]
+    repo_root, repo_id, out, card_snippet = sys.argv[1:]
     sys.path[:] = [p for p in sys.path if p not in ("", ".") and os.path.abspath(p) != repo_root]
     sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__.lower()
                         and "editable" not in getattr(f, "__name__", "").lower()]
@@ -131,10 +131,11 @@ LOAD_WITH_REMOTE_CODE = """
     assert type(pipe).__name__ == "GlyphDDPMPipeline" and not type(pipe).__module__.startswith("pipelines")
     images = pipe(batch_size=2, class_labels="ب", num_inference_steps=2, generator=torch.manual_seed(0), output_type="np").images
     np.save(out, images)
+    exec(open(card_snippet, encoding="utf-8").read())  # the model card's usage code, pointed at the repo id
 """
 
 
-def test_class_conditional_private_model_loads_by_repo_id_with_remote_code(hub, tmp_path):
+def test_class_conditional_private_model_and_its_card_snippet_work_by_repo_id_with_remote_code(hub, tmp_path):
     folder = saved_pipeline(tmp_path / "model", CLASS_NAMES)
     url = run_client(hub, PUSH, str(folder), "tester/cond", "private", home=tmp_path)
     assert url.returncode == 0, url.stderr[-3000:]
@@ -142,9 +143,14 @@ def test_class_conditional_private_model_loads_by_repo_id_with_remote_code(hub, 
     assert hub.repos[("model", "tester/cond")].private is True
     assert "glyph_pipeline.py" in hub.files("tester/cond") and not any(p.startswith("checkpoints/") for p in hub.files("tester/cond"))
 
+    card = hub.files("tester/cond")["README.md"].decode()
+    snippet = tmp_path / "card_snippet.py"
+    snippet.write_text(card.split("```python\n")[1].split("```")[0].replace(MODEL_PLACEHOLDER, "tester/cond"))
     out = tmp_path / "remote.npy"
-    loaded = run_client(hub, LOAD_WITH_REMOTE_CODE, str(REPO_ROOT), "tester/cond", str(out), home=tmp_path, cwd=tmp_path)
+    args = (str(REPO_ROOT), "tester/cond", str(out), str(snippet))
+    loaded = run_client(hub, LOAD_WITH_REMOTE_CODE, *args, home=tmp_path, cwd=tmp_path)
     assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert Image.open(tmp_path / "samples.png").size == (32, 32)  # the card's 4x4 grid of 8x8 characters
 
     local = GlyphDDPMPipeline.from_pretrained(folder)
     expected = local(batch_size=2, class_labels="ب", num_inference_steps=2, generator=torch.manual_seed(0), output_type="np").images
