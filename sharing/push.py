@@ -48,6 +48,7 @@ def push_folder(
     private: bool = False,
     ignore_patterns: list[str] | None = None,
     commit_message: str | None = None,
+    space_sdk: str = "gradio",
     max_tries: int = 5,
     base_delay_s: float = 1.0,
 ) -> str:
@@ -67,6 +68,8 @@ def push_folder(
             and is public, a private push is refused rather than published.
         ignore_patterns (`list[str]`, *optional*): more patterns to leave out, added to the defaults.
         commit_message (`str`, *optional*): the commit summary.
+        space_sdk (`str`, defaults to `"gradio"`): the SDK of a new Space (`repo_type="space"` only); the
+            folder's README front matter (`sdk:`, `app_file:`) should agree.
         max_tries (`int`, defaults to 5): attempts per Hub step before giving up.
         base_delay_s (`float`, defaults to 1.0): first retry delay, doubled after each failure.
 
@@ -95,7 +98,13 @@ def push_folder(
         return retry_transient(call, what=what, max_tries=max_tries, base_delay_s=base_delay_s)
 
     url = retried(
-        lambda: api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True),
+        lambda: api.create_repo(
+            repo_id,
+            repo_type=repo_type,
+            private=private,
+            exist_ok=True,
+            space_sdk=space_sdk if repo_type == "space" else None,
+        ),
         f"creating {target}",
     )
     if private and not retried(lambda: api.repo_info(repo_id, repo_type=repo_type).private, f"checking {target}"):

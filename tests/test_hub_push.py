@@ -254,3 +254,25 @@ def test_data_prep_dataset_round_trip_through_the_hub(hub, tmp_path):
     assert any(path.endswith(".parquet") for path in files)
     card = files["README.md"].decode()
     assert "dataset_info:" in card and "python -m data_prep glyphs" in card  # data_prep's card, with datasets' metadata
+
+
+PUSH_SPACE = """
+    import sys
+    from sharing import push_folder
+    print(push_folder(sys.argv[1], "tester/glyph-demo", repo_type="space"))
+"""
+
+
+def test_space_folder_is_published_as_a_gradio_space(hub, tmp_path):
+    folder = tmp_path / "space"
+    folder.mkdir()
+    (folder / "README.md").write_text("---\ntitle: Glyph demo\nsdk: gradio\napp_file: app.py\n---\n# Demo\n")
+    (folder / "app.py").write_text("import gradio\n")
+    (folder / "requirements.txt").write_text("diffusers\ngradio\n")
+
+    result = run_client(hub, PUSH_SPACE, str(folder), home=tmp_path)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == f"{hub.url}/spaces/tester/glyph-demo"
+    assert hub.repos[("space", "tester/glyph-demo")].sdk == "gradio"
+    assert hub.files("tester/glyph-demo", repo_type="space") == local_files(folder)
