@@ -183,9 +183,10 @@ PERMANENT_FAILURES = """
     import json, sys
     from sharing import PushError, push_folder
     errors = []
-    for repo_id in ("tester/rejected", "tester/down"):
+    push_folder(sys.argv[1], "tester/public")
+    for repo_id, private in (("tester/rejected", False), ("tester/down", False), ("tester/public", True)):
         try:
-            push_folder(sys.argv[1], repo_id, max_tries=2, base_delay_s=0.05)
+            push_folder(sys.argv[1], repo_id, private=private, max_tries=2, base_delay_s=0.05)
         except PushError as error:
             errors.append(str(error))
     print(json.dumps(errors))
@@ -198,11 +199,13 @@ def test_permanent_failures_give_one_line_and_leave_the_folder_untouched(hub, tm
     hub.fail_next(1, status=400, path_contains="/api/models/tester/rejected/commit/")
     hub.fail_next(5, status=503, path_contains="/api/models/tester/down/commit/")
 
-    rejected, down = last_json(run_client(hub, PERMANENT_FAILURES, str(folder), home=tmp_path))
+    rejected, down, public = last_json(run_client(hub, PERMANENT_FAILURES, str(folder), home=tmp_path))
 
     assert rejected.startswith(f"uploading {folder} to model repo tester/rejected failed: HTTP 400")
     assert down.startswith(f"uploading {folder} to model repo tester/down failed after 2 tries: HTTP 503")
+    assert public == "model repo tester/public already exists and is public; make it private on the Hub or pick another repo id"
     assert [p for _, p in hub.requests].count("/api/models/tester/rejected/commit/main") == 1  # no retry on 4xx
+    assert [p for _, p in hub.requests].count("/api/models/tester/public/commit/main") == 1  # the private push sent nothing
     assert hub.files("tester/rejected") == {} and hub.files("tester/down") == {}
     assert folder_state(folder) == before
 
