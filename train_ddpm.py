@@ -1,0 +1,71 @@
+"""Train a DDPM on handwritten characters and save it as a diffusers pipeline.
+
+    accelerate launch [--config_file accelerate_config.yaml] train_ddpm.py --dataset glyphs --output_dir runs/glyphs
+
+Settings: `python train_ddpm.py --help` (all of them live in `training.config.TrainConfig`).
+The work happens in `training/`: config, data, model, losses, loop, checkpointing, validation, plots.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+from accelerate.utils import set_seed
+
+from training.config import ConfigError, TrainConfig, parse_config
+from training.data import DataError, image_channels, load_glyph_data, native_resolution
+from training.loop import Trainer, make_accelerator
+from training.model import build_noise_scheduler, build_unet, count_parameters
+
+
+def check_data(cfg: TrainConfig, data) -> None:
+    """Start-up checks that need the dataset."""
+    if cfg.class_conditional and data.class_names is None:
+        raise ConfigError(f"--class_conditional needs labels, but --dataset {cfg.dataset} has no ClassLabel column.")
+    if cfg.train_batch_size > len(data.splits["train"]):
+        raise ConfigError(f"--train_batch_size {cfg.train_batch_size} is larger than the "
+                          f"{len(data.splits['train'])} training images of --dataset {cfg.dataset}.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_config(argv)
+
+    # 1. accelerate: processes, devices, mixed precision, trackers
+    accelerator = make_accelerator(cfg)
+    set_seed(cfg.seed, device_specific=True)  # per-process noise; weights come from the same seed below
+
+    # 2. data: the named set (built on first use by the main process), a folder or a Hub id
+    with accelerator.main_process_first():
+        data = load_glyph_data(cfg.dataset, cfg.data_dir, cfg.seed)
+    check_data(cfg, data)
+    train_split = data.splits["train"]
+    resolution = cfg.resolution or native_resolution(train_split, data.image_column)
+    channels = image_channels(train_split, data.image_column)
+
+    # 3. model and noise schedule (identical initial weights on every process)
+    with torch.random.fork_rng():
+        torch.manual_seed(cfg.seed)
+        unet = build_unet(cfg, resolution, channels, len(data.class_names) if cfg.class_conditional else None)
+    noise_scheduler = build_noise_scheduler(cfg)
+    accelerator.print(f"{len(train_split)} training images, {channels}x{resolution}x{resolution}; "
+                      f"UNet with {count_parameters(unet) / 1e6:.2f}M parameters.")
+
+    # 4. train, then save the pipeline, the loss curve and CSV
+    trainer = Trainer(cfg, accelerator, unet, noise_scheduler, data, resolution, channels)
+    trainer.start()
+    trainer.train()
+    trainer.finish()
+
+
+def cli() -> None:
+    """Run `main`, turning configuration and data errors into one line and exit code 2."""
+    try:
+        main()
+    except (ConfigError, DataError) as err:
+        print(f"train_ddpm.py: error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    cli()

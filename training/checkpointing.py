@@ -1,0 +1,123 @@
+"""Checkpoints: `checkpoint-<step>/` folders holding accelerate's full state, rotated, written atomically.
+
+`accelerator.save_state` writes the model, the optimizer, every process's RNG states and the objects
+registered with `accelerator.register_for_checkpointing` (here the LR schedule, the EMA weights and
+the `TrainingProgress`). It writes into `.checkpoint-<step>.partial` first; the main process renames
+the folder only once every process has finished, so a kill at any moment leaves either a complete
+newest checkpoint or none. Rotation deletes the oldest only after the new one is in place.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from accelerate import Accelerator
+
+from training.config import ConfigError
+
+CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
+PARTIAL_SUFFIX = ".partial"
+
+
+class TrainingProgress:
+    """Where training stands: the optimizer step, the loss history and the training time so far.
+
+    Registered for checkpointing, so a resumed run continues the step count, the CSV and the clock.
+    """
+
+    def __init__(self):
+        self.global_step = 0
+        self.training_time_s = 0.0
+        self.history: list[dict] = []  # rows of {"step", "train_loss", "val_loss", "lr", "time_s"}
+
+    def state_dict(self) -> dict:
+        return {"global_step": self.global_step, "training_time_s": self.training_time_s,
+                "history": [dict(row) for row in self.history]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.global_step = int(state["global_step"])
+        self.training_time_s = float(state["training_time_s"])
+        self.history = [dict(row) for row in state["history"]]
+
+
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Complete `checkpoint-<step>` folders in `output_dir`, oldest (lowest step) first."""
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := CHECKPOINT_NAME.match(p.name))]
+    return [path for _, path in sorted(found)]
+
+
+def resolve_resume(output_dir: str | Path, resume_from: str | None) -> Path | None:
+    """The checkpoint `--resume_from_checkpoint` names: a folder, or `latest` (None if there is none yet).
+
+    Raises:
+        ConfigError: a named folder does not exist.
+    """
+    if resume_from is None:
+        return None
+    if resume_from == "latest":
+        checkpoints = list_checkpoints(output_dir)
+        return checkpoints[-1] if checkpoints else None
+    path = Path(resume_from)
+    if not path.is_dir():
+        path = Path(output_dir) / resume_from
+    if not path.is_dir():
+        raise ConfigError(f"--resume_from_checkpoint {resume_from}: no such checkpoint folder; "
+                          f"pass one of {[p.name for p in list_checkpoints(output_dir)] or 'none yet'} or `latest`.")
+    return path
+
+
+def remove_partial_checkpoints(output_dir: str | Path) -> None:
+    """Delete the leftovers of checkpoints whose writing was interrupted (call on the main process)."""
+    folder = Path(output_dir)
+    if folder.is_dir():
+        for partial in folder.glob(f".checkpoint-*{PARTIAL_SUFFIX}"):
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: str | Path, step: int, total_limit: int | None) -> Path:
+    """Write `output_dir/checkpoint-<step>` (every process must call this) and rotate old ones.
+
+    Args:
+        accelerator: saves the prepared model, optimizer, RNG states and registered objects.
+        output_dir: the run's output folder.
+        step: the optimizer step, used in the folder name.
+        total_limit: keep at most this many checkpoints (None keeps all).
+
+    Returns:
+        The checkpoint folder.
+    """
+    output_dir = Path(output_dir)
+    final = output_dir / f"checkpoint-{step}"
+    partial = output_dir / f".checkpoint-{step}{PARTIAL_SUFFIX}"
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if final.exists():
+            shutil.rmtree(final)
+        partial.rename(final)
+        if total_limit is not None:
+            for old in list_checkpoints(output_dir)[:-total_limit]:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def load_checkpoint(accelerator: Accelerator, checkpoint: Path) -> None:
+    """Restore everything `save_checkpoint` wrote (model, optimizer, RNG, EMA, LR schedule, progress).
+
+    Raises:
+        ConfigError: the checkpoint does not fit this model or config.
+    """
+    try:
+        accelerator.load_state(str(checkpoint))
+    except (RuntimeError, KeyError, ValueError, FileNotFoundError) as err:
+        raise ConfigError(f"--resume_from_checkpoint {checkpoint}: it does not match this run's model or settings "
+                          f"({type(err).__name__}: {str(err).splitlines()[0][:200]}).") from err

@@ -1,0 +1,339 @@
+"""One typed training config, the command line generated from it, and the start-up checks.
+
+Every hyperparameter lives in `TrainConfig`, with one comment per field saying why it exists or why
+its default is what it is. `parse_config` builds an `argparse` parser from the dataclass (flag names
+follow diffusers' `examples/unconditional_image_generation/train_unconditional.py` wherever the same
+concept exists), reads an optional `--config FILE` (YAML or JSON) whose keys are the field names,
+lets explicit flags override the file, and runs the cross-argument checks, which fail with one
+sentence and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
+LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
+MIXED_PRECISION = ("no", "fp16", "bf16")
+LOGGERS = ("tensorboard", "wandb", "none")
+MODEL_PRESETS = ("tiny", "small", "base")
+
+
+@dataclass
+class TrainConfig:
+    """All settings of one training run (see `python train_ddpm.py --help`)."""
+
+    # --- data ---
+    # `mnist`, `persian` or `glyphs` (prepared under `data_dir/<name>` by `python -m data_prep`), a
+    # `save_to_disk` folder, an image folder, or a Hub dataset id: one flag for every source.
+    dataset: str = "glyphs"
+    # Where the named datasets live; `glyphs` is rendered here on first use so a fresh machine needs no other step.
+    data_dir: str = "data"
+    # Side of the square training images; None keeps the dataset's own size (28 for MNIST/Hoda/glyphs).
+    resolution: Optional[int] = None
+    # Crop the centre instead of resizing the whole image; off because glyphs are already centred.
+    center_crop: bool = False
+    # Horizontal flips turn one character into another (or into no character), so they are off by default.
+    random_flip: bool = False
+    # Keep the whole split as one uint8 tensor (cached by the dataset's fingerprint) when it is at most
+    # this many GiB, so no PIL work happens per step; larger sets are decoded per batch instead.
+    max_in_memory_gb: float = 4.0
+    # Worker processes for decoding batches; only used when the dataset is too large to hold in memory.
+    dataloader_num_workers: int = 0
+    # Test images used for the validation loss; a fixed subset keeps the number comparable across steps.
+    num_validation_images: int = 512
+
+    # --- model ---
+    # `tiny` (~1.1M parameters, 2-core CPU), `small` (~4.4M, laptop/GPU) or `base` (~15M, GPU): see training/model.py.
+    model_preset: str = "tiny"
+    # A UNet2DModel config (folder, config.json or Hub id) to use instead of a preset.
+    model_config_name_or_path: Optional[str] = None
+    # Channels per resolution level; overrides the preset (one entry per level, each level but the last halves the size).
+    block_out_channels: Optional[tuple[int, ...]] = None
+    # ResNet blocks per level; overrides the preset.
+    layers_per_block: Optional[int] = None
+    # Levels (0 = full resolution) that get self-attention; overrides the preset. Attention is cheap only at low resolution.
+    attention_levels: Optional[tuple[int, ...]] = None
+    # GroupNorm groups; must divide every entry of block_out_channels.
+    norm_num_groups: Optional[int] = None
+    # Dropout in the ResNet blocks; small data sets (a few thousand glyphs) overfit without it.
+    dropout: Optional[float] = None
+    # Train with the dataset's labels through a class embedding, plus one "null" class for guidance.
+    class_conditional: bool = False
+    # Share of labels replaced by the null class, so one model also learns p(x) for classifier-free guidance.
+    class_dropout: float = 0.1
+
+    # --- noise ---
+    # Diffusion steps T of the forward process (Ho et al. 2020 use 1000).
+    ddpm_num_steps: int = 1000
+    # Beta schedule; the cosine one (Nichol & Dhariwal 2021) wastes fewer steps on pure noise at 28 px.
+    ddpm_beta_schedule: str = "squaredcos_cap_v2"
+    # What the UNet predicts: the noise, the velocity v (Salimans & Ho 2022) or the clean image.
+    prediction_type: str = "epsilon"
+    # Min-SNR-gamma loss weighting (Hang et al. 2023, arXiv:2303.09556); None trains with plain MSE.
+    snr_gamma: Optional[float] = None
+
+    # --- optimisation ---
+    # Images per process per micro-batch; the effective batch is this x processes x accumulation steps.
+    train_batch_size: int = 128
+    # Passes over the training split; ignored when max_train_steps is set.
+    num_epochs: int = 100
+    # Optimizer steps to train for; overrides num_epochs when set.
+    max_train_steps: Optional[int] = None
+    # Micro-batches per optimizer step, to reach a large batch on small memory.
+    gradient_accumulation_steps: int = 1
+    # Peak learning rate; None takes the preset's (small UNets train fastest near 1e-3, large ones near 2e-4).
+    learning_rate: Optional[float] = None
+    # diffusers' LR schedule name; counted in optimizer steps (not micro-batches).
+    lr_scheduler: str = "cosine"
+    # Linear warm-up steps; AdamW at 1e-3 diverges on a fresh UNet without a few hundred.
+    lr_warmup_steps: int = 200
+    # AdamW first-moment decay.
+    adam_beta1: float = 0.9
+    # AdamW second-moment decay.
+    adam_beta2: float = 0.999
+    # AdamW decoupled weight decay; tiny because diffusion UNets rarely overfit MNIST-sized data.
+    adam_weight_decay: float = 1e-6
+    # AdamW epsilon.
+    adam_epsilon: float = 1e-8
+    # Gradient-norm clip; guards the first steps where the loss at high noise levels spikes.
+    max_grad_norm: float = 1.0
+    # `no`, `bf16` (CPU and GPU) or `fp16` (GPU only); unset follows `accelerate config` / the launch flags.
+    mixed_precision: Optional[str] = None
+    # Seed for weights, data order and noise; the same seed gives the same run.
+    seed: int = 0
+    # CPU threads per process; None divides the machine's cores among the local processes.
+    num_threads: Optional[int] = None
+
+    # --- EMA ---
+    # Keep an exponential moving average of the weights and save that; EMA samples are much cleaner.
+    use_ema: bool = True
+    # Upper bound of the EMA decay.
+    ema_max_decay: float = 0.9999
+    # EMA warm-up: decay = 1 - (1 + step / inv_gamma) ** -power (diffusers' EMAModel).
+    ema_inv_gamma: float = 1.0
+    # EMA warm-up power; 3/4 suits runs of thousands rather than millions of steps.
+    ema_power: float = 0.75
+
+    # --- watching it learn ---
+    # Optimizer steps between validation losses on the test split.
+    validation_steps: int = 250
+    # Optimizer steps between sample grids (EMA weights, DPM-Solver++).
+    save_images_steps: int = 500
+    # Images in each sample grid (diffusers' example calls this eval_batch_size).
+    eval_batch_size: int = 64
+    # Sampler steps for the grids; DPM-Solver++ (Lu et al. 2022) is good at 25.
+    num_inference_steps: int = 25
+    # Experiment tracker; TensorBoard is installed with the project.
+    logger: str = "tensorboard"
+    # Tracker logs, relative to output_dir.
+    logging_dir: str = "logs"
+
+    # --- checkpoints and output ---
+    # Where the pipeline, checkpoints, logs, grids and loss curves go.
+    output_dir: str = "ddpm-model"
+    # Optimizer steps between checkpoints.
+    checkpointing_steps: int = 500
+    # Keep at most this many checkpoints (oldest removed first); None keeps all.
+    checkpoints_total_limit: Optional[int] = 2
+    # A checkpoint folder, or `latest` for the newest in output_dir, to continue from.
+    resume_from_checkpoint: Optional[str] = None
+    # Upload the saved pipeline (not checkpoints or logs) to the Hub at the end.
+    push_to_hub: bool = False
+    # Hub repository id for push_to_hub, e.g. `user/ddpm-mnist`.
+    hub_model_id: Optional[str] = None
+    # Create the Hub repository as private.
+    hub_private_repo: bool = False
+
+    # Not a training setting: the YAML/JSON file the other values came from (kept for the record).
+    config: Optional[str] = field(default=None, metadata={"help": "YAML or JSON file of settings; flags override it."})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as plain JSON types (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+class ConfigError(ValueError):
+    """A contradictory or impossible setting, reported as one sentence at start-up."""
+
+
+_CHOICES = {
+    "prediction_type": PREDICTION_TYPES,
+    "ddpm_beta_schedule": BETA_SCHEDULES,
+    "lr_scheduler": LR_SCHEDULERS,
+    "mixed_precision": MIXED_PRECISION,
+    "logger": LOGGERS,
+    "model_preset": MODEL_PRESETS,
+}
+
+
+def _field_help() -> dict[str, str]:
+    """The comment above each field of `TrainConfig`, used as its `--help` text."""
+    import inspect
+
+    helps, comment = {}, []
+    for line in inspect.getsource(TrainConfig).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("# ---"):
+            comment = []
+        elif stripped.startswith("#"):
+            comment.append(stripped.lstrip("# "))
+        elif ":" in stripped and not stripped.startswith(("def ", '"""', "@")):
+            name = stripped.split(":", 1)[0]
+            if comment:
+                helps[name] = " ".join(comment)
+            comment = []
+        else:
+            comment = []
+    return helps
+
+
+def _base_type(annotation: Any) -> tuple[type, bool]:
+    """(element type, is_tuple) of a field annotation such as `Optional[tuple[int, ...]]`."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is typing.Union:
+        annotation = args[0]
+    if typing.get_origin(annotation) is tuple:
+        return typing.get_args(annotation)[0], True
+    return annotation, False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """An argparse parser with one flag per `TrainConfig` field, generated from the dataclass."""
+    parser = argparse.ArgumentParser(
+        prog="train_ddpm.py",
+        description="Train a DDPM (diffusers UNet2DModel + DDPMScheduler) on handwritten characters with accelerate.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    helps = _field_help()
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        kind, is_tuple = _base_type(hints[f.name])
+        kwargs: dict[str, Any] = {"default": f.default, "help": f.metadata.get("help") or helps.get(f.name, " ")}
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = kind
+            if is_tuple:
+                kwargs["nargs"] = "+"
+            if f.name in _CHOICES:
+                kwargs["choices"] = _CHOICES[f.name]
+        parser.add_argument(f"--{f.name}", **kwargs)
+    return parser
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    """Read a YAML or JSON file of `TrainConfig` fields.
+
+    Args:
+        path: a `.json`, `.yaml` or `.yml` file.
+
+    Returns:
+        The mapping of field names to values.
+
+    Raises:
+        ConfigError: the file is missing, unreadable, not a mapping, or has unknown keys.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"--config {path}: no such file; pass a YAML or JSON file of training settings.")
+    try:
+        text = file.read_text(encoding="utf-8")
+        values = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(f"--config {path}: not valid {'JSON' if file.suffix == '.json' else 'YAML'} ({err}).") from err
+    if not isinstance(values, dict):
+        raise ConfigError(f"--config {path}: expected a mapping of setting names to values.")
+    known = {f.name for f in dataclasses.fields(TrainConfig)} - {"config"}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"--config {path}: unknown setting(s) {', '.join(unknown)}; see train_ddpm.py --help.")
+    hints = typing.get_type_hints(TrainConfig)
+    return {name: _coerce(name, value, hints[name], path) for name, value in values.items()}
+
+
+def _coerce(name: str, value: Any, annotation: Any, path: str) -> Any:
+    """Convert one config-file value to its field's type (YAML reads `1e-3` as a string, for one)."""
+    kind, is_tuple = _base_type(annotation)
+    if value is None:
+        return None
+    try:
+        if is_tuple:
+            return tuple(kind(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise ValueError
+            return value
+        return kind(value)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"--config {path}: {name} = {value!r} is not a valid {kind.__name__}.") from err
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Cross-argument checks that need no data or model.
+
+    Raises:
+        ConfigError: with one sentence naming the flag(s) and what to do.
+    """
+    for name, choices in _CHOICES.items():
+        if getattr(cfg, name) not in choices and not (name == "mixed_precision" and cfg.mixed_precision is None):
+            raise ConfigError(f"--{name} {getattr(cfg, name)!r} is not one of {', '.join(choices)}.")
+    positive = ("train_batch_size", "gradient_accumulation_steps", "ddpm_num_steps", "num_epochs",
+                "validation_steps", "save_images_steps", "checkpointing_steps", "eval_batch_size",
+                "num_inference_steps", "num_validation_images")
+    for name in positive:
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"--{name} must be at least 1 (got {getattr(cfg, name)}).")
+    if cfg.max_train_steps is not None and cfg.max_train_steps < 1:
+        raise ConfigError(f"--max_train_steps must be at least 1 (got {cfg.max_train_steps}).")
+    if cfg.checkpoints_total_limit is not None and cfg.checkpoints_total_limit < 1:
+        raise ConfigError("--checkpoints_total_limit must be at least 1; leave it unset to keep every checkpoint.")
+    if not 0.0 <= cfg.class_dropout < 1.0:
+        raise ConfigError(f"--class_dropout must be in [0, 1) (got {cfg.class_dropout}).")
+    if cfg.snr_gamma is not None and cfg.snr_gamma <= 0:
+        raise ConfigError(f"--snr_gamma must be positive (got {cfg.snr_gamma}); leave it unset for plain MSE.")
+    if cfg.learning_rate is not None and cfg.learning_rate <= 0:
+        raise ConfigError(f"--learning_rate must be positive (got {cfg.learning_rate}).")
+    if cfg.resolution is not None and cfg.resolution < 8:
+        raise ConfigError(f"--resolution {cfg.resolution} is too small for a UNet; use 8 or more.")
+    if cfg.push_to_hub and not cfg.hub_model_id:
+        raise ConfigError("--push_to_hub needs --hub_model_id NAME (e.g. user/ddpm-mnist).")
+    arch_flags = [n for n in ("block_out_channels", "layers_per_block", "attention_levels", "norm_num_groups")
+                  if getattr(cfg, n) is not None]
+    if cfg.model_config_name_or_path and arch_flags:
+        raise ConfigError(f"--model_config_name_or_path and --{arch_flags[0]} contradict each other; use one of them.")
+
+
+def parse_config(argv: list[str] | None = None) -> TrainConfig:
+    """Parse the command line (and `--config FILE`) into a checked `TrainConfig`.
+
+    Values come from, in rising priority: the dataclass defaults, the config file, explicit flags.
+    Any bad setting ends the program with one sentence and exit code 2 (argparse's convention).
+
+    Args:
+        argv: the arguments without the program name; None reads `sys.argv`.
+
+    Returns:
+        The resolved config.
+    """
+    parser = build_parser()
+    first = parser.parse_args(argv)
+    try:
+        if first.config:
+            parser.set_defaults(**load_config_file(first.config))
+        args = parser.parse_args(argv)
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items()}
+        cfg = TrainConfig(**values)
+        check_config(cfg)
+    except ConfigError as err:
+        parser.error(str(err))
+    return cfg

@@ -1,0 +1,289 @@
+"""The training loop: AdamW + diffusers LR schedule + EMA under accelerate, with validation, sample
+grids and checkpoints on a step schedule, and the final pipeline, loss CSV and curve at the end."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration
+from diffusers import DDPMScheduler, UNet2DModel
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+
+from training.checkpointing import (TrainingProgress, load_checkpoint, remove_partial_checkpoints, resolve_resume,
+                                    save_checkpoint)
+from training.config import ConfigError, TrainConfig
+from training.data import (EpochBatchSampler, GlyphData, TensorImages, DecodedImages, cached_images, make_loader,
+                           random_hflip, to_model_range)
+from training.losses import diffusion_loss, training_target
+from training.model import learning_rate
+from training.plots import plot_loss_curve, write_loss_csv
+from training.validation import ValidationSet, log_grid, sample_grid, save_grid
+
+# The train loss is averaged over this many optimizer steps before it is logged and written to the CSV;
+# reading it every step would synchronise a GPU every step.
+LOG_EVERY = 10
+LOSS_CSV, LOSS_PNG, CONFIG_JSON = "losses.csv", "loss_curve.png", "training_config.json"
+
+
+def make_accelerator(cfg: TrainConfig) -> Accelerator:
+    """The run's Accelerator (mixed precision, accumulation, trackers), with CPU threads set sensibly.
+
+    Raises:
+        ConfigError: fp16 was asked for on a machine without a GPU.
+    """
+    if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise ConfigError("--mixed_precision fp16 needs a GPU; use bf16 (or no) on a CPU.")
+    output_dir = Path(cfg.output_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        mixed_precision=cfg.mixed_precision,
+        log_with=None if cfg.logger == "none" else cfg.logger,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / cfg.logging_dir)),
+    )
+    if accelerator.device.type == "cpu":
+        # Processes on one machine share its cores; more threads than cores only adds contention.
+        local_processes = max(1, accelerator.num_processes // max(1, int(os.environ.get("ACCELERATE_NUM_MACHINES", 1))))
+        torch.set_num_threads(cfg.num_threads or max(1, (os.cpu_count() or 1) // local_processes))
+    return accelerator
+
+
+class Trainer:
+    """Owns the optimisation state of one run and runs it from the current step to the last.
+
+    Args:
+        cfg: the run's config.
+        accelerator: from `make_accelerator`.
+        unet: the freshly built model.
+        noise_scheduler: the forward process.
+        data: the resolved dataset.
+        resolution: training image side.
+        channels: image channels.
+    """
+
+    def __init__(self, cfg: TrainConfig, accelerator: Accelerator, unet: UNet2DModel,
+                 noise_scheduler: DDPMScheduler, data: GlyphData, resolution: int, channels: int):
+        self.cfg, self.accelerator, self.noise_scheduler, self.data = cfg, accelerator, noise_scheduler, data
+        self.output_dir = Path(cfg.output_dir)
+        self.class_names = data.class_names if cfg.class_conditional else None
+        self.null_class = len(self.class_names) if self.class_names else None
+
+        self.loader, self.sampler = self._make_loader(resolution, channels)
+        micro_batches_per_epoch = self.sampler.batches_per_epoch
+        self.max_train_steps = cfg.max_train_steps or cfg.num_epochs * math.ceil(
+            micro_batches_per_epoch / cfg.gradient_accumulation_steps)
+
+        optimizer = torch.optim.AdamW(unet.parameters(), lr=learning_rate(cfg), betas=(cfg.adam_beta1, cfg.adam_beta2),
+                                      weight_decay=cfg.adam_weight_decay, eps=cfg.adam_epsilon)
+        # Stepped by hand once per optimizer step (not through accelerator.prepare, which steps it once per
+        # process), so warm-up and decay are counted in optimizer steps whatever the accumulation.
+        self.lr_scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=cfg.lr_warmup_steps,
+                                          num_training_steps=self.max_train_steps)
+        self.unet, self.optimizer = accelerator.prepare(unet, optimizer)
+        self.progress = TrainingProgress()
+        accelerator.register_for_checkpointing(self.lr_scheduler, self.progress)
+        self.ema = None
+        if cfg.use_ema:
+            self.ema = EMAModel(self.unet.parameters(), decay=cfg.ema_max_decay, use_ema_warmup=True,
+                                inv_gamma=cfg.ema_inv_gamma, power=cfg.ema_power, model_cls=UNet2DModel,
+                                model_config=accelerator.unwrap_model(self.unet).config)
+            self.ema.to(accelerator.device)
+            accelerator.register_for_checkpointing(self.ema)
+
+        test_images = cached_images(data.splits["test"], data.image_column, resolution, channels, cfg.center_crop)
+        pick = torch.randperm(test_images.shape[0], generator=torch.Generator().manual_seed(0))
+        pick = pick[: cfg.num_validation_images]
+        test_labels = self._labels(data.splits["test"])
+        self.validation = ValidationSet(test_images[pick], None if test_labels is None else test_labels[pick],
+                                        cfg.ddpm_num_steps)
+        self.last_grid = None
+
+    # ----- set-up helpers -----
+    def _labels(self, split) -> torch.Tensor | None:
+        if not self.data.label_column:
+            return None
+        return torch.as_tensor(split[self.data.label_column], dtype=torch.long)
+
+    def _make_loader(self, resolution: int, channels: int):
+        cfg, accelerator, split = self.cfg, self.accelerator, self.data.splits["train"]
+        sampler = EpochBatchSampler(len(split), cfg.train_batch_size, cfg.seed, accelerator.num_processes,
+                                    accelerator.process_index)
+        size_gb = len(split) * channels * resolution**2 / 2**30
+        if size_gb <= cfg.max_in_memory_gb:
+            with accelerator.main_process_first():  # one process decodes and caches, the others read the cache
+                images = cached_images(split, self.data.image_column, resolution, channels, cfg.center_crop)
+            labels = self._labels(split)
+            # The whole uint8 set lives on the training device: a batch is one index, no host copies.
+            dataset = TensorImages(images.to(accelerator.device),
+                                   None if labels is None else labels.to(accelerator.device))
+            workers = 0
+        else:
+            dataset = DecodedImages(split, self.data.image_column, self.data.label_column, resolution, channels,
+                                    cfg.center_crop)
+            workers = cfg.dataloader_num_workers
+        # A private generator for the loader's worker seeds keeps the global RNG (noise, timesteps) identical
+        # between an uninterrupted run and a resumed one.
+        return make_loader(dataset, sampler, workers, generator=torch.Generator().manual_seed(cfg.seed)), sampler
+
+    # ----- public steps -----
+    def start(self) -> None:
+        """Write the resolved config, start the trackers, and resume from a checkpoint if asked."""
+        cfg, accelerator = self.cfg, self.accelerator
+        if accelerator.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            remove_partial_checkpoints(self.output_dir)
+            (self.output_dir / CONFIG_JSON).write_text(json.dumps(cfg.to_dict(), indent=2, ensure_ascii=False) + "\n",
+                                                       encoding="utf-8")
+        accelerator.init_trackers("train_ddpm", config={k: v if isinstance(v, (int, float, str, bool)) else str(v)
+                                                       for k, v in cfg.to_dict().items()})
+        checkpoint = resolve_resume(self.output_dir, cfg.resume_from_checkpoint)
+        if checkpoint is not None:
+            load_checkpoint(self.accelerator, checkpoint)
+            accelerator.print(f"Resumed from {checkpoint} at step {self.progress.global_step}.")
+
+    def train(self) -> None:
+        """Optimise from `progress.global_step` to `max_train_steps`."""
+        cfg, accelerator, progress = self.cfg, self.accelerator, self.progress
+        accum = cfg.gradient_accumulation_steps
+        images_per_micro_batch = cfg.train_batch_size * accelerator.num_processes
+        bar = tqdm(total=self.max_train_steps, initial=progress.global_step, desc="train",
+                   disable=not accelerator.is_local_main_process)
+        loss_sum, steps_in_window, window_start = torch.zeros((), device=accelerator.device), 0, time.perf_counter()
+        micro_step = progress.global_step * accum
+        while progress.global_step < self.max_train_steps:
+            epoch, start = divmod(micro_step, self.sampler.batches_per_epoch)
+            self.sampler.set_position(epoch, start)
+            for images, labels in self.loader:
+                micro_step += 1
+                with accelerator.accumulate(self.unet):
+                    loss = self._loss(images, labels)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients:
+                        accelerator.clip_grad_norm_(self.unet.parameters(), cfg.max_grad_norm)
+                    self.optimizer.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+                loss_sum += loss.detach() / accum
+                if not accelerator.sync_gradients:
+                    continue
+                if not accelerator.optimizer_step_was_skipped:
+                    self.lr_scheduler.step()
+                if self.ema is not None:
+                    self.ema.step(self.unet.parameters())
+                progress.global_step += 1
+                steps_in_window += 1
+                bar.update(1)
+                step = progress.global_step
+                if step % LOG_EVERY == 0 or step == self.max_train_steps:
+                    elapsed = time.perf_counter() - window_start
+                    progress.training_time_s += elapsed
+                    train_loss = accelerator.reduce(loss_sum, reduction="mean").item() / steps_in_window
+                    speed = steps_in_window * accum * images_per_micro_batch / elapsed
+                    self._record(step, train_loss=train_loss, lr=self.lr_scheduler.get_last_lr()[0])
+                    bar.set_postfix(loss=f"{train_loss:.4f}", lr=f"{self.lr_scheduler.get_last_lr()[0]:.2e}",
+                                    img_s=f"{speed:.0f}")
+                    loss_sum.zero_()
+                    steps_in_window, window_start = 0, time.perf_counter()
+                self._periodic(step)
+                if step >= self.max_train_steps:
+                    break
+        bar.close()
+
+    def finish(self) -> None:
+        """Save the final (EMA) model as a diffusers pipeline, the loss CSV and curve, and push if asked."""
+        from pipelines import save_pipeline
+
+        accelerator, cfg = self.accelerator, self.cfg
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            unet = self.final_unet()
+            grid = sample_grid(unet, self.noise_scheduler, cfg.eval_batch_size, cfg.num_inference_steps,
+                               self.class_names, seed=cfg.seed)
+            save_grid(grid, self.output_dir, self.progress.global_step)
+            history = self.progress.history
+            card_info = {
+                "dataset": self.data.description,
+                "config": cfg.to_dict(),
+                "train_loss": next((r["train_loss"] for r in reversed(history) if r.get("train_loss") is not None),
+                                   None),
+                "val_loss": self.validation.loss(unet, self.noise_scheduler),
+                "global_step": self.progress.global_step,
+                "training_time_s": round(self.progress.training_time_s, 1),
+            }
+            save_pipeline(self.output_dir, unet.cpu(), self.noise_scheduler, class_names=self.class_names,
+                          card_info=card_info, sample_grid=grid)
+            write_loss_csv(history, self.output_dir / LOSS_CSV)
+            plot_loss_curve(history, self.output_dir / LOSS_PNG)
+            if cfg.push_to_hub:
+                from sharing import push_folder
+
+                url = push_folder(self.output_dir, cfg.hub_model_id, private=cfg.hub_private_repo,
+                                  ignore_patterns=[".checkpoint-*", f"{cfg.logging_dir}/", "samples/"],
+                                  commit_message=f"train_ddpm.py: {self.progress.global_step} steps on "
+                                                 f"{self.data.description}")
+                accelerator.print(f"Pushed to {url}")
+        accelerator.end_training()
+
+    def final_unet(self) -> UNet2DModel:
+        """A standalone copy of the model to sample from and save: the EMA weights when EMA is on."""
+        online = self.accelerator.unwrap_model(self.unet)
+        device = self.accelerator.device
+        # Building a model draws initial weights; forking the RNG keeps the training noise sequence unchanged.
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            unet = UNet2DModel.from_config(online.config).to(device)
+        if self.ema is not None:
+            self.ema.copy_to(unet.parameters())
+        else:
+            unet.load_state_dict(online.state_dict())
+        return unet
+
+    # ----- one step -----
+    def _loss(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """The denoising loss of one micro-batch: uint8 images (B, C, H, W), labels (B,) or None."""
+        cfg, scheduler = self.cfg, self.noise_scheduler
+        clean = to_model_range(images.to(self.accelerator.device, non_blocking=True))  # x_0, (B, C, H, W)
+        if cfg.random_flip:
+            clean = random_hflip(clean)
+        noise = torch.randn_like(clean)  # eps ~ N(0, I)
+        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (clean.shape[0],), device=clean.device)
+        noisy = scheduler.add_noise(clean, noise, timesteps)  # x_t, eq. (4) of Ho et al. 2020
+        class_labels = None
+        if self.null_class is not None:
+            labels = labels.to(clean.device)
+            # Classifier-free guidance training (Ho & Salimans 2022): drop the label to the null class.
+            drop = torch.rand(labels.shape, device=labels.device) < cfg.class_dropout
+            class_labels = torch.where(drop, torch.full_like(labels, self.null_class), labels)
+        with self.accelerator.autocast():
+            prediction = self.unet(noisy, timesteps, class_labels=class_labels).sample
+        target = training_target(scheduler, clean, noise, timesteps)
+        return diffusion_loss(prediction, target, scheduler, timesteps, cfg.snr_gamma)
+
+    # ----- schedule -----
+    def _record(self, step: int, **values) -> None:
+        """Merge values into the history row of `step` and send them to the trackers."""
+        history = self.progress.history
+        if not history or history[-1]["step"] != step:
+            history.append({"step": step, "time_s": round(self.progress.training_time_s, 2)})
+        history[-1].update(values)
+        self.accelerator.log(values, step=step)
+
+    def _periodic(self, step: int) -> None:
+        cfg, accelerator = self.cfg, self.accelerator
+        if accelerator.is_main_process:
+            if step % cfg.validation_steps == 0 or step == self.max_train_steps:
+                with accelerator.autocast():
+                    val_loss = self.validation.loss(accelerator.unwrap_model(self.unet), self.noise_scheduler)
+                self._record(step, val_loss=val_loss)
+            if step % cfg.save_images_steps == 0 and step != self.max_train_steps:
+                grid = sample_grid(self.final_unet(), self.noise_scheduler, cfg.eval_batch_size,
+                                   cfg.num_inference_steps, self.class_names, seed=cfg.seed)
+                save_grid(grid, self.output_dir, step)
+                log_grid(accelerator, grid, step)
+        if step % cfg.checkpointing_steps == 0:
+            save_checkpoint(accelerator, self.output_dir, step, cfg.checkpoints_total_limit)

@@ -1,0 +1,65 @@
+"""Training targets and the (optionally min-SNR weighted) denoising loss."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler
+from diffusers.training_utils import compute_snr
+
+
+def training_target(scheduler: DDPMScheduler, clean: torch.Tensor, noise: torch.Tensor,
+                    timesteps: torch.Tensor) -> torch.Tensor:
+    """What the UNet should output for x_t = sqrt(a_t) x_0 + sqrt(1 - a_t) eps (eq. (4) of Ho et al. 2020).
+
+    Args:
+        scheduler: gives the prediction type and the cumulative alphas a_t.
+        clean: x_0, (B, C, H, W) in [-1, 1].
+        noise: eps ~ N(0, I), (B, C, H, W).
+        timesteps: t, (B,).
+
+    Returns:
+        (B, C, H, W): eps for `epsilon`, v = sqrt(a_t) eps - sqrt(1 - a_t) x_0 for `v_prediction`
+        (sec. 4 of Salimans & Ho 2022, arXiv:2202.00512), x_0 for `sample`.
+    """
+    prediction_type = scheduler.config.prediction_type
+    if prediction_type == "epsilon":
+        return noise
+    if prediction_type == "v_prediction":
+        return scheduler.get_velocity(clean, noise, timesteps)
+    return clean
+
+
+def snr_weights(scheduler: DDPMScheduler, timesteps: torch.Tensor, snr_gamma: float) -> torch.Tensor:
+    """Min-SNR-gamma loss weights (Hang et al. 2023, arXiv:2303.09556, eq. (7)), (B,).
+
+    With SNR(t) = a_t / (1 - a_t), the weight on the x_0 loss is min(SNR, gamma); expressed on the
+    target the UNet predicts it becomes min(SNR, gamma) / SNR for eps, min(SNR, gamma) / (SNR + 1)
+    for v, and min(SNR, gamma) for x_0.
+    """
+    snr = compute_snr(scheduler, timesteps)  # (B,)
+    clipped = torch.clamp(snr, max=snr_gamma)
+    prediction_type = scheduler.config.prediction_type
+    if prediction_type == "epsilon":
+        return clipped / snr
+    if prediction_type == "v_prediction":
+        return clipped / (snr + 1)
+    return clipped
+
+
+def diffusion_loss(prediction: torch.Tensor, target: torch.Tensor, scheduler: DDPMScheduler,
+                   timesteps: torch.Tensor, snr_gamma: float | None = None) -> torch.Tensor:
+    """Mean squared error of the UNet output, per sample weighted by min-SNR when `snr_gamma` is set.
+
+    Args:
+        prediction, target: (B, C, H, W).
+        timesteps: (B,), needed for the weights.
+        snr_gamma: the gamma of min-SNR weighting, or None for the plain "simple" loss (eq. (14) of Ho et al.).
+
+    Returns:
+        A scalar loss (computed in float32 even under mixed precision).
+    """
+    per_sample = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))  # (B,)
+    if snr_gamma is None:
+        return per_sample.mean()
+    return (per_sample * snr_weights(scheduler, timesteps, snr_gamma)).mean()
