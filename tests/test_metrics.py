@@ -223,6 +223,7 @@ def test_class_accuracy_overall_and_per_class():
     assert result["per_class_accuracy"] == [pytest.approx(2 / 3), 0.75, None]
     assert result["per_class_count"] == [3, 4, 0]
     assert result["most_confused_with"] == [2, 0, None]
+    assert result["confusion_matrix"] == [[2, 0, 1], [1, 3, 0], [0, 0, 0]]
 
 
 # --- Loading ----------------------------------------------------------------------------------------

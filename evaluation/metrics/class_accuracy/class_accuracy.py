@@ -22,6 +22,8 @@ Returns:
     per_class_count (`list` of `int`): samples requested per class.
     most_confused_with (`list` of `int` or `None`): for each class, the wrong prediction its samples
         get most often (None when there is none).
+    confusion_matrix (`list` of `list` of `int`): entry [r][p] counts samples of requested class r that
+        were recognised as class p.
 Examples:
     >>> acc = evaluate.load("evaluation/metrics/class_accuracy")
     >>> acc.compute(predictions=[0, 1, 1, 1], references=[0, 0, 1, 1])["per_class_accuracy"]
@@ -58,4 +60,5 @@ class ClassAccuracy(evaluate.Metric):
             "per_class_accuracy": [float(confusion[c, c] / n) if n else None for c, n in enumerate(counts)],
             "per_class_count": counts.tolist(),
             "most_confused_with": [int(row.argmax()) if row.any() else None for row in wrong],
+            "confusion_matrix": confusion.tolist(),
         }

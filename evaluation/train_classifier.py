@@ -1,0 +1,186 @@
+"""Train the domain classifier that the sample-quality metrics use as their feature space.
+
+    python -m evaluation.train_classifier --dataset mnist --output_dir classifiers/mnist
+
+The whole train split is decoded into one tensor; each step draws a batch, applies a light random
+affine jitter (no flips: a mirrored character is another character or none), and takes an AdamW step
+under a one-cycle learning-rate schedule. The test split is scored at the end, and the model is saved
+with `save_pretrained` together with a model card holding the test accuracy and the most confused
+pairs.
+"""
+
+import math
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+from transformers import HfArgumentParser
+
+from evaluation.classifier import DomainFeatureExtractor, build_classifier
+from evaluation.classifier_card import most_confused_pairs, write_classifier_card
+from evaluation.data import class_names, load_prepared_dataset, split_to_tensors
+from evaluation.errors import EvaluationError
+from evaluation.metrics import load_metric
+
+
+@dataclass
+class ClassifierTrainingConfig:
+    """Everything that decides how the domain classifier is trained (the CLI is generated from it)."""
+
+    dataset: str = field(
+        metadata={"help": "mnist, persian or glyphs (prepared under data/<name>) or a save_to_disk folder."}
+    )
+    output_dir: str = field(metadata={"help": "Where the classifier, its card and results are saved."})
+    image_size: int | None = field(
+        default=None, metadata={"help": "Input size in pixels; defaults to the dataset's image size."}
+    )
+    embedding_size: int = field(default=32, metadata={"help": "Channels of the ResNet stem."})
+    hidden_sizes: list[int] = field(
+        default_factory=lambda: [32, 64, 128],
+        metadata={"help": "Channels per ResNet stage; the last is the feature dimension of the metrics."},
+    )
+    depths: list[int] = field(default_factory=lambda: [1, 1, 1], metadata={"help": "Basic blocks per stage."})
+    num_epochs: int = field(default=8, metadata={"help": "Passes over the train split."})
+    batch_size: int = field(default=128, metadata={"help": "Images per optimizer step."})
+    learning_rate: float = field(default=3e-3, metadata={"help": "Peak learning rate of the one-cycle schedule."})
+    weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay."})
+    max_shift: float = field(default=2.0, metadata={"help": "Largest random shift, in pixels (augmentation)."})
+    max_rotation: float = field(default=10.0, metadata={"help": "Largest random rotation, in degrees."})
+    max_scale: float = field(default=0.1, metadata={"help": "Largest random relative change of scale."})
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Train on the first N train images only (quick runs)."}
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of initialisation, batch order and augmentation."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace an existing --output_dir."})
+
+
+def random_affine(images: torch.Tensor, config: ClassifierTrainingConfig, generator: torch.Generator) -> torch.Tensor:
+    """Random rotation, scale and shift of each image (B, 1, H, W), filling with black (the background)."""
+    batch, _, height, _ = images.shape
+    uniform = torch.rand(batch, 4, generator=generator) * 2 - 1  # (B, 4) in [-1, 1]
+    angle = uniform[:, 0] * math.radians(config.max_rotation)
+    scale = 1 + uniform[:, 1] * config.max_scale
+    theta = torch.zeros(batch, 2, 3)  # affine maps of normalised coordinates [-1, 1]
+    theta[:, 0, 0], theta[:, 0, 1] = scale * torch.cos(angle), -scale * torch.sin(angle)
+    theta[:, 1, 0], theta[:, 1, 1] = scale * torch.sin(angle), scale * torch.cos(angle)
+    theta[:, :, 2] = uniform[:, 2:] * (2 * config.max_shift / height)  # pixels -> normalised units
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
+
+
+def train_classifier(config: ClassifierTrainingConfig) -> dict:
+    """Trains, tests and saves a domain classifier as `config` says.
+
+    Args:
+        config (`ClassifierTrainingConfig`): the settings.
+
+    Returns:
+        `dict`: the results also written to the card: "test_accuracy", "per_class_accuracy",
+        "most_confused", "training_time_s", ...
+
+    Raises:
+        `EvaluationError`: bad dataset or an existing output folder without `overwrite`.
+    """
+    output_dir = Path(config.output_dir)
+    if output_dir.exists() and not config.overwrite:
+        raise EvaluationError(f"--output_dir {output_dir} already exists; pass --overwrite to replace it")
+    dataset_dict = load_prepared_dataset(config.dataset)
+    names = class_names(dataset_dict)
+    train = dataset_dict["train"]
+    if config.max_train_samples is not None:
+        train = train.select(range(min(config.max_train_samples, len(train))))
+    image_size = config.image_size or train[0]["image"].size[0]
+    config = ClassifierTrainingConfig(**{**asdict(config), "image_size": image_size})
+    train_images, train_labels = split_to_tensors(train, image_size)  # (N, 1, S, S) in [0, 1], (N,)
+    test_images, test_labels = split_to_tensors(dataset_dict["test"], image_size)
+
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    model = build_classifier(names, image_size, config.embedding_size, config.hidden_sizes, config.depths)
+    steps_per_epoch = max(1, len(train_images) // config.batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.learning_rate, total_steps=config.num_epochs * steps_per_epoch
+    )
+
+    start = time.perf_counter()
+    model.train()
+    progress = tqdm(total=config.num_epochs * steps_per_epoch, desc="training classifier", unit="step")
+    for _ in range(config.num_epochs):
+        order = torch.randperm(len(train_images), generator=generator)
+        for step in range(steps_per_epoch):
+            batch = order[step * config.batch_size : (step + 1) * config.batch_size]
+            pixel_values = random_affine(train_images[batch], config, generator) * 2 - 1  # [0, 1] -> [-1, 1]
+            loss = model(pixel_values=pixel_values, labels=train_labels[batch]).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            schedule.step()
+            progress.update()
+            progress.set_postfix(loss=f"{loss.item():.3f}")
+    progress.close()
+    training_time = time.perf_counter() - start
+
+    _, logits = DomainFeatureExtractor(model)(test_images)  # (N_test, K)
+    scores = load_metric("class_accuracy").compute(
+        predictions=logits.argmax(dim=1), references=test_labels, num_classes=len(names)
+    )
+    results = {
+        "dataset": config.dataset,
+        "class_names": names,
+        "test_accuracy": scores["accuracy"],
+        "per_class_accuracy": scores["per_class_accuracy"],
+        "per_class_count": scores["per_class_count"],
+        "most_confused": most_confused_pairs(scores["confusion_matrix"], names),
+        "confusion_matrix": scores["confusion_matrix"],
+        "num_train": len(train_images),
+        "num_test": len(test_images),
+        "num_parameters": model.num_parameters(),
+        "training_time_s": training_time,
+        "config": asdict(config),
+    }
+    save_classifier(model, results, output_dir)
+    return results
+
+
+def save_classifier(model, results: dict, output_dir: Path) -> None:
+    """Saves the model and its card into a temporary folder beside `output_dir`, then renames it."""
+    staging = output_dir.with_name(f".{output_dir.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    model.save_pretrained(staging)
+    write_classifier_card(staging, results)
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    staging.rename(output_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = HfArgumentParser(ClassifierTrainingConfig, description=__doc__.split("\n\n")[0])
+    (config,) = parser.parse_args_into_dataclasses(args=argv)
+    if len(config.hidden_sizes) != len(config.depths):
+        parser.error("--hidden_sizes and --depths need one value per stage (the same number of values)")
+    for name in ("num_epochs", "batch_size"):
+        if getattr(config, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    try:
+        results = train_classifier(config)
+    except EvaluationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    worst = ", ".join(f"{p['true']}->{p['predicted']} ({p['count']})" for p in results["most_confused"][:5])
+    print(
+        f"test accuracy {results['test_accuracy']:.2%} on {results['num_test']} images "
+        f"after {results['training_time_s']:.0f} s of training; most confused: {worst or 'none'}; "
+        f"saved to {config.output_dir}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Tests of the domain classifier: training CLI, saved card, feature extractor, and bad input."""
+
+import json
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from evaluation import EvaluationError, build_classifier, load_feature_extractor
+from evaluation.classifier import DomainFeatureExtractor
+from evaluation.train_classifier import ClassifierTrainingConfig, main, random_affine
+
+SHAPES = ("bar", "column", "box")
+TINY_MODEL = ["--embedding_size", "8", "--hidden_sizes", "8", "16", "--depths", "1", "1"]
+
+
+def shape_image(kind: str, rng: np.random.Generator, size: int = 16) -> Image.Image:
+    """A white horizontal bar, vertical bar or box outline on black, at a random place."""
+    pixels = np.zeros((size, size), dtype=np.uint8)
+    a, b = rng.integers(3, size - 9, 2)
+    if kind == "bar":
+        pixels[a + 3 : a + 5, b : b + 9] = 255
+    elif kind == "column":
+        pixels[a : a + 9, b + 3 : b + 5] = 255
+    else:
+        pixels[a : a + 7, b : b + 7] = 255
+        pixels[a + 2 : a + 5, b + 2 : b + 5] = 0
+    return Image.fromarray(pixels, mode="L")
+
+
+def make_shapes_dataset(path, per_class_train: int = 40, per_class_test: int = 10, seed: int = 0):
+    """A DatasetDict in data_prep's format: three shape classes, 16 x 16 px."""
+    rng = np.random.default_rng(seed)
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=list(SHAPES))})
+
+    def split(per_class):
+        labels = [label for label in range(len(SHAPES)) for _ in range(per_class)]
+        images = [shape_image(SHAPES[label], rng) for label in labels]
+        return datasets.Dataset.from_dict({"image": images, "label": labels}, features=features)
+
+    datasets.DatasetDict({"train": split(per_class_train), "test": split(per_class_test)}).save_to_disk(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def shapes_dataset(tmp_path_factory):
+    return make_shapes_dataset(tmp_path_factory.mktemp("data") / "shapes")
+
+
+@pytest.fixture(scope="module")
+def trained_classifier(shapes_dataset, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("classifiers") / "shapes"
+    argv = ["--dataset", str(shapes_dataset), "--output_dir", str(output_dir), "--num_epochs", "6"]
+    assert main([*argv, "--batch_size", "16", "--learning_rate", "0.01", *TINY_MODEL]) == 0
+    return output_dir
+
+
+def test_train_classifier_saves_model_card_and_results(trained_classifier):
+    assert {"config.json", "model.safetensors", "README.md", "classifier_results.json"} <= {
+        p.name for p in trained_classifier.iterdir()
+    }
+    assert not list(trained_classifier.parent.glob(".*partial"))
+    results = json.loads((trained_classifier / "classifier_results.json").read_text())
+    # Three easy shapes: far above the 1/3 of chance after a few dozen steps.
+    assert results["test_accuracy"] >= 0.8
+    assert results["class_names"] == list(SHAPES) and results["num_train"] == 120 and results["num_test"] == 30
+    assert sum(map(sum, results["confusion_matrix"])) == 30
+    card = (trained_classifier / "README.md").read_text()
+    assert "library_name: transformers" in card
+    assert f"**Test accuracy: {results['test_accuracy']:.2%}**" in card
+    assert "## Most confused pairs" in card
+    for pair in results["most_confused"]:
+        assert f"| {pair['true']} | {pair['predicted']} | {pair['count']} |" in card
+
+
+def test_feature_extractor_features_logits_and_value_ranges(trained_classifier, shapes_dataset):
+    extractor = load_feature_extractor(trained_classifier)
+    assert extractor.class_names == list(SHAPES) and extractor.image_size == 16 and extractor.feature_dim == 16
+    test = datasets.load_from_disk(str(shapes_dataset))["test"]
+    images = torch.from_numpy(np.stack([np.asarray(im) for im in test["image"]])).float().div(255).unsqueeze(1)
+    features, logits = extractor(images)  # images in [0, 1]
+    assert features.shape == (30, 16) and logits.shape == (30, 3)
+    predicted = logits.argmax(1)
+    results = json.loads((trained_classifier / "classifier_results.json").read_text())
+    assert (predicted == torch.tensor(test["label"])).float().mean().item() == pytest.approx(results["test_accuracy"])
+    # The same images in the diffusion model's [-1, 1] space give the same outputs.
+    features_pm1, logits_pm1 = extractor(images * 2 - 1, value_range=(-1.0, 1.0))
+    torch.testing.assert_close(features_pm1, features)
+    torch.testing.assert_close(logits_pm1, logits)
+    # Larger images are resized to the classifier's input size.
+    upsampled = torch.nn.functional.interpolate(images, size=(32, 32), mode="nearest")
+    features_32, logits_32 = extractor(upsampled)
+    assert features_32.shape == (30, 16)
+    assert (logits_32.argmax(1) == predicted).float().mean() >= 0.8
+    # Batching does not change the result.
+    extractor.batch_size = 7
+    torch.testing.assert_close(extractor(images)[0], features)
+
+
+def test_feature_extractor_rejects_colour_images():
+    extractor = DomainFeatureExtractor(build_classifier(["a", "b"], image_size=16, hidden_sizes=(8,), depths=(1,)))
+    with pytest.raises(ValueError, match=r"grayscale images of shape \(batch, 1, height, width\)"):
+        extractor(torch.rand(2, 3, 16, 16))
+
+
+def test_random_affine_is_identity_without_jitter_and_moves_ink_with_it():
+    images = torch.zeros(4, 1, 16, 16)
+    images[:, :, 6:10, 6:10] = 1.0
+    generator = torch.Generator().manual_seed(0)
+    still = ClassifierTrainingConfig(dataset="d", output_dir="o", max_shift=0, max_rotation=0, max_scale=0)
+    torch.testing.assert_close(random_affine(images, still, generator), images)
+    shifted = random_affine(images, ClassifierTrainingConfig(dataset="d", output_dir="o", max_shift=3), generator)
+    assert not torch.allclose(shifted, images)
+    # Shifts of a few pixels keep the ink inside the image: about the same total brightness.
+    assert shifted.sum((1, 2, 3)) == pytest.approx(images.sum((1, 2, 3)), rel=0.3)
+
+
+def test_missing_dataset_exits_2_with_a_clear_message(tmp_path, capsys):
+    assert main(["--dataset", str(tmp_path / "nope"), "--output_dir", str(tmp_path / "out")]) == 2
+    assert f"--dataset {tmp_path / 'nope'}: no prepared dataset folder" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_builtin_name_that_is_not_prepared_says_how_to_prepare_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["--dataset", "persian", "--output_dir", "out"]) == 2
+    assert "prepare it with `python -m data_prep persian --source" in capsys.readouterr().err
+
+
+def test_not_a_dataset_folder_exits_2(tmp_path, capsys):
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "file.txt").write_text("hello")
+    assert main(["--dataset", str(tmp_path / "junk"), "--output_dir", str(tmp_path / "out")]) == 2
+    assert "is not a dataset saved with save_to_disk" in capsys.readouterr().err
+
+
+def test_existing_output_dir_needs_overwrite(shapes_dataset, tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    assert main(["--dataset", str(shapes_dataset), "--output_dir", str(tmp_path / "out")]) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+
+
+def test_stage_settings_must_match(shapes_dataset, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--dataset", str(shapes_dataset), "--output_dir", str(tmp_path / "o"), "--hidden_sizes", "8", "16"])
+    assert exit_info.value.code == 2
+    assert "--hidden_sizes and --depths need one value per stage" in capsys.readouterr().err
+
+
+def test_bad_classifier_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(EvaluationError, match="not a classifier saved by"):
+        load_feature_extractor(tmp_path)
+
+
+@pytest.mark.slow
+def test_mnist_classifier_reaches_98_percent(shared_data, tmp_path):
+    from data_prep import prepare
+
+    prepare("mnist", output_dir=tmp_path / "mnist", source=str(shared_data / "mnist"))
+    assert main(["--dataset", str(tmp_path / "mnist"), "--output_dir", str(tmp_path / "clf")]) == 0
+    results = json.loads((tmp_path / "clf" / "classifier_results.json").read_text())
+    assert results["test_accuracy"] >= 0.98
