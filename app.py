@@ -63,7 +63,7 @@ class ModelLoadError(Exception):
 
 @functools.lru_cache(maxsize=2)
 def load_model(model: str) -> GlyphDDPMPipeline:
-    """Load (once) the pipeline saved at `model`, a local folder or a Hub model id.
+    """Load (once) the pipeline saved at `model`, a local folder or a Hub model id, on the GPU if there is one.
 
     Raises:
         ModelLoadError: with one line naming the model, the reason and what to do.
@@ -79,7 +79,7 @@ def load_model(model: str) -> GlyphDDPMPipeline:
             f"model id (--model or ${MODEL_ENV_VAR})."
         ) from error
     pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return pipe.to("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def character_choices(pipe: GlyphDDPMPipeline | None) -> list[str]:

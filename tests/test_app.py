@@ -1,11 +1,13 @@
 """app.py without a browser: what Generate returns, the messages for bad settings and models, the CLI defaults."""
 
 import importlib.util
+import string
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import pytest
+import yaml
 from diffusers import DDPMScheduler
 from test_pipeline_save import tiny_unet  # the pipeline tests' tiny seeded UNet (8 x 8 pixels)
 
@@ -14,7 +16,8 @@ from pipelines import save_pipeline
 gr = pytest.importorskip("gradio", reason="gradio is not installed (pip install -e '.[app]')")
 
 # app.py is a script at the repository root (a Space's app file), not part of the installed package.
-_spec = importlib.util.spec_from_file_location("app", Path(__file__).resolve().parents[1] / "app.py")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("app", REPO_ROOT / "app.py")
 app = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(app)
 
@@ -119,3 +122,17 @@ def test_model_comes_from_flag_then_environment_then_default(monkeypatch):
     monkeypatch.setenv(app.MODEL_ENV_VAR, "someone/glyphs")
     assert app.parse_args([]).model == "someone/glyphs"
     assert app.parse_args(["--model", "runs/mnist"]).model == "runs/mnist"
+
+
+def test_space_template_names_this_app():
+    space = REPO_ROOT / "space"
+    text = string.Template((space / "README.md").read_text(encoding="utf-8")).substitute(
+        title="Persian glyphs", model_id="someone/persian-glyphs"
+    )
+    front_matter = yaml.safe_load(text.split("---")[1])
+    assert front_matter["sdk"] == "gradio" and (REPO_ROOT / front_matter["app_file"]).is_file()
+    assert int(front_matter["sdk_version"].split(".")[0]) >= 6  # launch(theme=..., css=...) is Gradio 6's API
+    assert front_matter["models"] == ["someone/persian-glyphs"]
+    assert app.DEFAULT_MODEL in text and app.MODEL_ENV_VAR in text
+    requirements = (space / "requirements.txt").read_text(encoding="utf-8")
+    assert {"torch", "diffusers", "huggingface-hub"} <= {line.split(">")[0] for line in requirements.splitlines()}
