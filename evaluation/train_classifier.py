@@ -10,7 +10,6 @@ pairs.
 """
 
 import math
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,6 +25,7 @@ from evaluation.classifier_card import most_confused_pairs, write_classifier_car
 from evaluation.data import class_names, load_prepared_dataset, split_to_tensors
 from evaluation.errors import EvaluationError
 from evaluation.metrics import load_metric
+from evaluation.output import write_folder
 
 
 @dataclass
@@ -144,20 +144,13 @@ def train_classifier(config: ClassifierTrainingConfig) -> dict:
         "training_time_s": training_time,
         "config": asdict(config),
     }
-    save_classifier(model, results, output_dir)
+
+    def write(folder: Path) -> None:
+        model.save_pretrained(folder)
+        write_classifier_card(folder, results)
+
+    write_folder(output_dir, write)
     return results
-
-
-def save_classifier(model, results: dict, output_dir: Path) -> None:
-    """Saves the model and its card into a temporary folder beside `output_dir`, then renames it."""
-    staging = output_dir.with_name(f".{output_dir.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    model.save_pretrained(staging)
-    write_classifier_card(staging, results)
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    staging.rename(output_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

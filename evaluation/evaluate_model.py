@@ -1,0 +1,196 @@
+"""Score a trained diffusion model: sample, extract classifier features, compare with real data."""
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from evaluation.classifier import load_feature_extractor
+from evaluation.data import DATASET_NAMES, class_names, load_prepared_dataset
+from evaluation.errors import EvaluationError
+from evaluation.metrics import load_metric
+from evaluation.output import write_folder
+from evaluation.report import write_report
+from evaluation.sampling import is_class_conditional, sample_images
+from evaluation.scores import distribution_scores, split_features
+from pipelines import GlyphDDPMPipeline, image_grid
+from pipelines.samplers import SAMPLERS, use_sampler
+
+
+@dataclass
+class EvaluationConfig:
+    """Settings of `python -m evaluation MODEL` (the CLI is generated from it)."""
+
+    dataset: str = field(
+        metadata={"help": "The model's dataset: mnist, persian, glyphs (under data/<name>) or a save_to_disk folder."}
+    )
+    output_dir: str = field(metadata={"help": "Where metrics.json, the per-class table and a sample grid go."})
+    classifier: str | None = field(
+        default=None,
+        metadata={"help": "Domain classifier folder (python -m evaluation.train_classifier); default classifiers/<name>."},
+    )
+    num_samples: int = field(default=1000, metadata={"help": "Images to sample (equal numbers per class)."})
+    batch_size: int = field(default=100, metadata={"help": "Images per pipeline call."})
+    seed: int = field(default=0, metadata={"help": "Image i is drawn with seed + i; also seeds the real subset."})
+    num_inference_steps: int | None = field(
+        default=None, metadata={"help": "Denoising steps; default: the pipeline's fast default."}
+    )
+    scheduler: str | None = field(
+        default=None,
+        metadata={"help": f"Sampler instead of the saved one: {', '.join(SAMPLERS)}.", "choices": list(SAMPLERS)},
+    )
+    guidance_scale: float = field(default=1.0, metadata={"help": "Classifier-free guidance (class-conditional)."})
+    kid_subset_size: int = field(default=1000, metadata={"help": "Subset size of the kernel distance."})
+    device: str = field(default="cuda" if torch.cuda.is_available() else "cpu", metadata={"help": "Torch device."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace an existing --output_dir."})
+
+
+def check_config(config: EvaluationConfig) -> str | None:
+    """The first impossible setting, as a sentence, or None."""
+    # The distribution metrics need at least 2 vectors per set (and KID subsets of at least 2).
+    minimums = {"num_samples": 2, "batch_size": 1, "kid_subset_size": 2, "num_inference_steps": 1}
+    for name, minimum in minimums.items():
+        value = getattr(config, name)
+        if value is not None and value < minimum:
+            return f"--{name} {value}: must be at least {minimum}"
+    return None
+
+
+def load_pipeline(model: str, config: EvaluationConfig) -> GlyphDDPMPipeline:
+    """The model as a `GlyphDDPMPipeline` on `config.device`, with the requested sampler."""
+    try:
+        pipeline = GlyphDDPMPipeline.from_pretrained(model)
+    except (OSError, ValueError, KeyError) as error:
+        raise EvaluationError(
+            f"MODEL {model}: not a saved diffusers pipeline ({str(error).splitlines()[0]}); "
+            "pass the --output_dir of a train_ddpm.py run"
+        ) from None
+    if config.scheduler is not None:
+        use_sampler(pipeline, config.scheduler)
+    return pipeline.to(config.device)
+
+
+def default_classifier(dataset: str) -> str:
+    """classifiers/<name> for the built-in dataset names."""
+    if dataset not in DATASET_NAMES:
+        raise EvaluationError(
+            f"--classifier is needed for --dataset {dataset}; train one with "
+            f"`python -m evaluation.train_classifier --dataset {dataset} --output_dir DIR`"
+        )
+    if not Path("classifiers", dataset).is_dir():
+        raise EvaluationError(
+            f"no classifier at classifiers/{dataset}; train it with "
+            f"`python -m evaluation.train_classifier --dataset {dataset} --output_dir classifiers/{dataset}`"
+        )
+    return str(Path("classifiers", dataset))
+
+
+def per_class_rows(names, test_labels, test_predictions, sample_predictions, class_scores) -> list[dict]:
+    """One row per class: real vs sample shares, and for class-conditional models the recognition rate."""
+    num_classes = len(names)
+    real_share = torch.bincount(test_labels, minlength=num_classes) / len(test_labels)
+    sample_share = torch.bincount(sample_predictions, minlength=num_classes) / len(sample_predictions)
+    rows = []
+    for index, name in enumerate(names):
+        in_class = test_labels == index
+        row = {
+            "index": index,
+            "class": name,
+            "real_share": real_share[index].item(),
+            "sample_share": sample_share[index].item(),
+            "classifier_test_accuracy": (test_predictions[in_class] == index).float().mean().item()
+            if in_class.any()
+            else None,
+        }
+        if class_scores is not None:
+            confused = class_scores["most_confused_with"][index]
+            row.update(
+                requested=class_scores["per_class_count"][index],
+                recognised=class_scores["per_class_accuracy"][index],
+                most_confused_with=None if confused is None else names[confused],
+            )
+        rows.append(row)
+    return rows
+
+
+def evaluate_model(model: str, config: EvaluationConfig) -> dict:
+    """Samples from `model`, scores the samples against the test split, and writes the report.
+
+    The real-data floor scores `num_samples` train images (seeded) in place of samples, against the same
+    test split: the score a perfect generator would get at this sample size.
+
+    Args:
+        model (`str`): a saved pipeline folder (or Hub id) from `train_ddpm.py`.
+        config (`EvaluationConfig`): the settings.
+
+    Returns:
+        `dict`: the contents of metrics.json ("samples", "real_data_floor", "per_class", settings, timings).
+
+    Raises:
+        `EvaluationError`: bad model, dataset, classifier or output folder.
+    """
+    output_dir = Path(config.output_dir)
+    if output_dir.exists() and not config.overwrite:
+        raise EvaluationError(f"--output_dir {output_dir} already exists; pass --overwrite to replace it")
+    dataset_dict = load_prepared_dataset(config.dataset)
+    names = class_names(dataset_dict)
+    classifier_dir = config.classifier or default_classifier(config.dataset)
+    extractor = load_feature_extractor(classifier_dir, device=config.device)
+    if extractor.class_names != names:
+        raise EvaluationError(f"--classifier {classifier_dir} was trained on other classes than --dataset {config.dataset}")
+    pipeline = load_pipeline(model, config)
+    conditional = is_class_conditional(pipeline)
+    if conditional and pipeline.class_names not in (None, names):
+        raise EvaluationError(f"MODEL {model} was trained on other classes than --dataset {config.dataset}")
+
+    test_features, test_logits, test_labels = split_features(extractor, dataset_dict["test"])
+    train = dataset_dict["train"].shuffle(seed=config.seed)
+    floor_features, _, _ = split_features(extractor, train.select(range(min(config.num_samples, len(train)))))
+
+    start = time.perf_counter()
+    images, requested = sample_images(
+        pipeline,
+        config.num_samples,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        num_inference_steps=config.num_inference_steps,
+        guidance_scale=config.guidance_scale,
+        num_classes=len(names),
+    )
+    sampling_time = time.perf_counter() - start
+    sample_features, sample_logits = extractor(images)  # (N, D), (N, K)
+
+    options = {"kid_subset_size": config.kid_subset_size, "seed": config.seed}
+    samples = distribution_scores(test_features, sample_features, **options)
+    floor = distribution_scores(test_features, floor_features, **options)
+    class_scores = None
+    if conditional:
+        accuracy = load_metric("class_accuracy")
+        class_scores = accuracy.compute(
+            predictions=sample_logits.argmax(1), references=requested, num_classes=len(names)
+        )
+        samples["class_accuracy"] = class_scores["accuracy"]
+        floor["class_accuracy"] = accuracy.compute(
+            predictions=test_logits.argmax(1), references=test_labels, num_classes=len(names)
+        )["accuracy"]
+    per_class = per_class_rows(names, test_labels, test_logits.argmax(1), sample_logits.argmax(1), class_scores)
+    metrics = {
+        **{key: value for key, value in asdict(config).items() if key not in ("output_dir", "overwrite")},
+        "model": str(model),
+        "class_conditional": conditional,
+        "classifier": str(classifier_dir),
+        "scheduler": type(pipeline.scheduler).__name__,  # the sampler used, saved or chosen
+        "num_test_images": len(test_features),
+        "num_floor_images": len(floor_features),
+        "sampling_time_s": sampling_time,
+        "images_per_s": config.num_samples / sampling_time,
+        "samples": samples,
+        "real_data_floor": floor,
+        "per_class": per_class,
+    }
+    # The grid shows the first images; for a class-conditional model these cycle through the classes.
+    columns = len(names) if conditional else 10
+    grid = image_grid(images[: 10 * columns], cols=columns)
+    write_folder(output_dir, lambda folder: write_report(folder, metrics, per_class, grid))
+    return metrics

@@ -1,0 +1,60 @@
+"""The files and the summary of `python -m evaluation`: metrics.json, the per-class table, a sample grid."""
+
+import csv
+import json
+from pathlib import Path
+
+# Metric key -> (label, format) of the summary and the markdown table, in display order.
+SUMMARY_ROWS = {
+    "frechet_distance": ("Fréchet distance (lower is better)", "{:.3f}"),
+    "kernel_distance": ("KID x 1000 (lower is better)", "{:.3f}"),
+    "precision": ("precision (realism)", "{:.3f}"),
+    "recall": ("recall (coverage)", "{:.3f}"),
+    "class_accuracy": ("class accuracy (requested class recognised)", "{:.2%}"),
+}
+PER_CLASS_COLUMNS = (
+    "index",
+    "class",
+    "real_share",
+    "sample_share",
+    "requested",
+    "recognised",
+    "most_confused_with",
+    "classifier_test_accuracy",
+)
+
+
+def summary_table(metrics: dict) -> str:
+    """A markdown table of each metric for the samples next to the real-data floor."""
+    lines = ["| metric | samples | real-data floor |", "|---|---|---|"]
+    for key, (label, fmt) in SUMMARY_ROWS.items():
+        if key not in metrics["samples"]:
+            continue
+        scale = 1000.0 if key == "kernel_distance" else 1.0
+        sample, floor = (fmt.format(metrics[side][key] * scale) for side in ("samples", "real_data_floor"))
+        lines.append(f"| {label} | {sample} | {floor} |")
+    return "\n".join(lines)
+
+
+def per_class_markdown(rows: list[dict]) -> str:
+    """The per-class table as markdown (shares and accuracies as percentages)."""
+    lines = ["| " + " | ".join(PER_CLASS_COLUMNS) + " |", "|" + "---|" * len(PER_CLASS_COLUMNS)]
+    for row in rows:
+        cells = [
+            f"{value:.1%}" if isinstance(value, float) else ("" if value is None else str(value))
+            for value in (row.get(column) for column in PER_CLASS_COLUMNS)
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(folder: Path, metrics: dict, per_class: list[dict], grid) -> None:
+    """Writes metrics.json, per_class.csv, per_class.md, summary.md and samples.png into `folder`."""
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    with open(folder / "per_class.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=PER_CLASS_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(per_class)
+    (folder / "per_class.md").write_text(per_class_markdown(per_class) + "\n", encoding="utf-8")
+    (folder / "summary.md").write_text(summary_table(metrics) + "\n", encoding="utf-8")
+    grid.save(folder / "samples.png")

@@ -1,0 +1,125 @@
+"""Tests of `python -m evaluation` (sampling, scoring, report) and the training-time hook."""
+
+import csv
+import json
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from diffusers import DDPMPipeline, DDPMScheduler
+
+from evaluation import load_feature_extractor
+from evaluation.__main__ import main
+from evaluation.sampling import sample_images
+from evaluation.scores import fid_for_pipeline, split_features
+from evaluation.train_classifier import main as train_classifier_main
+from pipelines import GlyphDDPMPipeline, save_pipeline
+from tests.test_evaluation_classifier import SHAPES, TINY_MODEL, make_shapes_dataset
+from tests.test_pipeline_save import tiny_unet  # 8-px samples: the classifier resizes them to its 16 px
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A shapes dataset, a classifier trained on it, and an unconditional and a class-conditional model."""
+    root = tmp_path_factory.mktemp("evaluation")
+    dataset = make_shapes_dataset(root / "shapes")
+    classifier = root / "classifier"
+    argv = ["--dataset", str(dataset), "--output_dir", str(classifier), "--num_epochs", "6", "--batch_size", "16"]
+    assert train_classifier_main([*argv, "--learning_rate", "0.01", *TINY_MODEL]) == 0
+    save_pipeline(root / "uncond", tiny_unet(), DDPMScheduler(num_train_timesteps=50))
+    save_pipeline(root / "cond", tiny_unet(len(SHAPES) + 1), DDPMScheduler(num_train_timesteps=50), class_names=list(SHAPES))
+    return root, dataset, classifier
+
+
+def run(setup, model: str, *extra: str) -> tuple[int, dict]:
+    root, dataset, classifier = setup
+    out = root / f"out-{model}"
+    argv = [str(root / model), "--dataset", str(dataset), "--classifier", str(classifier), "--output_dir", str(out)]
+    argv += ["--num_samples", "12", "--batch_size", "5", "--num_inference_steps", "2", "--kid_subset_size", "6"]
+    code = main([*argv, "--overwrite", *extra])
+    return code, (json.loads((out / "metrics.json").read_text()) if code == 0 else {})
+
+
+def test_unconditional_model_report_has_scores_next_to_the_floor(setup, capsys):
+    code, metrics = run(setup, "uncond")
+    assert code == 0
+    keys = {"frechet_distance", "kernel_distance", "kernel_distance_std", "precision", "recall"}
+    assert set(metrics["samples"]) == keys and set(metrics["real_data_floor"]) == keys
+    assert metrics["class_conditional"] is False and metrics["num_samples"] == 12
+    assert metrics["num_test_images"] == 30 and metrics["num_floor_images"] == 12
+    # Two-step samples of an untrained UNet are noise: much farther from the test set than real train images.
+    assert metrics["samples"]["frechet_distance"] > 2 * metrics["real_data_floor"]["frechet_distance"]
+    out = setup[0] / "out-uncond"
+    with open(out / "per_class.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["class"] for row in rows] == list(SHAPES)
+    assert sum(float(row["sample_share"]) for row in rows) == pytest.approx(1.0)
+    assert {"per_class.md", "summary.md", "samples.png"} <= {p.name for p in out.iterdir()}
+    printed = capsys.readouterr().out
+    assert "| Fréchet distance (lower is better) |" in printed and "real-data floor" in printed
+
+
+def test_class_conditional_model_reports_recognition_per_requested_class(setup):
+    code, metrics = run(setup, "cond", "--guidance_scale", "2.0")
+    assert code == 0
+    assert metrics["class_conditional"] is True
+    assert 0.0 <= metrics["samples"]["class_accuracy"] <= 1.0
+    # The floor's class accuracy is the classifier's own accuracy on the real test images.
+    classifier_results = json.loads((setup[2] / "classifier_results.json").read_text())
+    assert metrics["real_data_floor"]["class_accuracy"] == pytest.approx(classifier_results["test_accuracy"])
+    assert metrics["scheduler"] == "DPMSolverMultistepScheduler"  # save_pipeline's fast default
+    per_class = metrics["per_class"]
+    assert [row["requested"] for row in per_class] == [4, 4, 4]  # 12 samples, equal numbers per class
+    recognised = sum(row["recognised"] * row["requested"] for row in per_class) / 12
+    assert recognised == pytest.approx(metrics["samples"]["class_accuracy"])
+
+
+def test_sampling_is_seeded_per_image_and_independent_of_batch_size(setup):
+    pipeline = GlyphDDPMPipeline.from_pretrained(setup[0] / "cond")
+    first, labels = sample_images(pipeline, 7, batch_size=3, seed=5, num_inference_steps=2, progress=False)
+    again, _ = sample_images(pipeline, 7, batch_size=7, seed=5, num_inference_steps=2, progress=False)
+    assert first.shape == (7, 1, 8, 8) and 0 <= first.min() and first.max() <= 1
+    assert labels.tolist() == [0, 1, 2, 0, 1, 2, 0]
+    torch.testing.assert_close(first, again)
+    other, _ = sample_images(pipeline, 7, batch_size=7, seed=6, num_inference_steps=2, progress=False)
+    assert not torch.allclose(first, other)
+
+
+def test_fid_hook_works_with_our_pipeline_and_stock_ddpm_pipeline(setup):
+    root, dataset, classifier = setup
+    extractor = load_feature_extractor(classifier)
+    reference = split_features(extractor, datasets.load_from_disk(str(dataset))["test"])[0]
+    options = {"num_samples": 8, "batch_size": 4, "num_inference_steps": 2}
+    ours = fid_for_pipeline(GlyphDDPMPipeline.from_pretrained(root / "uncond"), classifier, reference, **options)
+    stock = fid_for_pipeline(DDPMPipeline.from_pretrained(root / "uncond"), extractor, reference, **options)
+    assert np.isfinite(ours) and ours > 0
+    assert stock == pytest.approx(ours, rel=1e-4)  # same UNet, scheduler and seeds
+    conditional = fid_for_pipeline(GlyphDDPMPipeline.from_pretrained(root / "cond"), extractor, reference, **options)
+    assert np.isfinite(conditional)
+
+
+def test_missing_model_exits_2(setup, capsys):
+    code, _ = run(setup, "no-such-model")
+    assert code == 2
+    assert "not a saved diffusers pipeline" in capsys.readouterr().err
+
+
+def test_classifier_of_other_classes_is_refused(setup, tmp_path, capsys):
+    root, dataset, _ = setup
+    other = make_shapes_dataset(tmp_path / "other")
+    other_dict = datasets.load_from_disk(str(other))
+    other_dict = other_dict.cast_column("label", datasets.ClassLabel(names=["a", "b", "c"]))
+    other_dict.save_to_disk(str(tmp_path / "renamed"))
+    argv = [str(root / "uncond"), "--dataset", str(tmp_path / "renamed"), "--classifier", str(setup[2])]
+    assert main([*argv, "--output_dir", str(tmp_path / "out")]) == 2
+    assert "was trained on other classes" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_too_few_samples_is_an_argument_error(setup, capsys):
+    root, dataset, classifier = setup
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(root / "uncond"), "--dataset", str(dataset), "--output_dir", "x", "--num_samples", "1"])
+    assert exit_info.value.code == 2
+    assert "--num_samples 1: must be at least 2" in capsys.readouterr().err
