@@ -52,7 +52,7 @@ THEME = gr.themes.Default(
     font_mono=["DejaVu Sans Mono", "ui-monospace", "monospace"],
 )
 CSS = """
-#grid img, #trajectory img { image-rendering: pixelated; }
+#grid img, #trajectory img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
 #character input { font-size: 1.4em; }
 """
 
@@ -193,9 +193,9 @@ def build_demo(model: str) -> gr.Blocks:
             "**Generate**."
         )
         current_model = gr.State(model)
-        with gr.Row(equal_height=True):
+        with gr.Row(variant="compact"):
             model_box = gr.Textbox(value=model, label="Model (folder or Hub id)", scale=4)
-            load_button = gr.Button("Load model", scale=1)
+            load_button = gr.Button("Load model", scale=1, min_width=120)
         model_info = gr.Markdown(model_status)
         with gr.Row():
             with gr.Column(scale=1):
@@ -217,9 +217,11 @@ def build_demo(model: str) -> gr.Blocks:
                 seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
                 generate_button = gr.Button("Generate", variant="primary")
             with gr.Column(scale=2):
-                grid = gr.Image(label="Characters", type="pil", format="png", interactive=False, elem_id="grid")
+                grid = gr.Image(
+                    label="Characters", type="pil", format="png", interactive=False, height=360, elem_id="grid"
+                )
                 trajectory = gr.Image(
-                    label="Denoising, from noise to characters", type="filepath", interactive=False,
+                    label="Denoising, from noise to characters", type="filepath", interactive=False, height=360,
                     elem_id="trajectory",
                 )
                 status = gr.Markdown(elem_id="status")
@@ -254,11 +256,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--port", type=int, help="port to listen on (default: $GRADIO_SERVER_PORT, else the first free from 7860)"
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--num_threads",
+        type=int,
+        help="CPU threads for torch (default: torch's choice, one per core); 1 is faster on a machine busy with "
+        "other jobs",
+    )
+    args = parser.parse_args(argv)
+    if args.num_threads is not None and args.num_threads < 1:
+        parser.error(f"--num_threads must be at least 1, got {args.num_threads}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.num_threads is not None:
+        torch.set_num_threads(args.num_threads)
     demo = build_demo(args.model)
     demo.queue(max_size=32).launch(
         server_name=args.host, server_port=args.port, theme=THEME, css=CSS

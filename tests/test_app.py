@@ -136,3 +136,10 @@ def test_space_template_names_this_app():
     assert app.DEFAULT_MODEL in text and app.MODEL_ENV_VAR in text
     requirements = (space / "requirements.txt").read_text(encoding="utf-8")
     assert {"torch", "diffusers", "huggingface-hub"} <= {line.split(">")[0] for line in requirements.splitlines()}
+
+
+def test_bad_thread_count_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        app.parse_args(["--num_threads", "0"])
+    assert exit_info.value.code == 2
+    assert "--num_threads must be at least 1" in capsys.readouterr().err

@@ -70,7 +70,7 @@ def app_url(tiny_model, tmp_path_factory):
     env.pop("GRADIO_SERVER_NAME", None)  # the app's own default: loopback only
     with open(log_path, "w") as log:
         server = subprocess.Popen(
-            [sys.executable, "app.py", "--model", str(tiny_model), "--port", str(port)],
+            [sys.executable, "app.py", "--model", str(tiny_model), "--port", str(port), "--num_threads", "1"],
             cwd=REPO_ROOT,
             env=env,
             stdout=log,
