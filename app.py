@@ -2,30 +2,26 @@
 
     python app.py --model runs/glyphs          # a folder saved by train_ddpm.py, or a Hub model id
 
-This is also the app file of a Hugging Face Space (`sdk: gradio`, `app_file: app.py`); there the model comes
-from the `PERSIAN_DDPM_MODEL` variable. The page works offline: no analytics, and only system fonts, so the
-browser fetches nothing beyond the app's own server.
+This is also the app file of a Hugging Face Space (`sdk: gradio`, `app_file: app.py`; see `space/README.md`),
+where the model is the Space's `runs/glyphs` folder or the Hub id in its `PERSIAN_DDPM_MODEL` variable. The page
+works offline: no analytics, and only system fonts, so the browser fetches nothing beyond the app's own server.
 """
 
+import argparse
+import functools
 import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
 
-# Gradio reads this when it is imported (version check, telemetry); the Blocks below also switch analytics off.
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+import gradio as gr
+import PIL.Image
+import torch
 
-import argparse  # noqa: E402
-import functools  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import gradio as gr  # noqa: E402
-import PIL.Image  # noqa: E402
-import torch  # noqa: E402
-
-from pipelines import GlyphDDPMPipeline, image_grid, save_trajectory_gif  # noqa: E402
-from pipelines.glyph_pipeline import DEFAULT_NUM_INFERENCE_STEPS  # noqa: E402
-from pipelines.samplers import use_sampler  # noqa: E402
+from pipelines import GlyphDDPMPipeline, image_grid, save_trajectory_gif
+from pipelines.glyph_pipeline import DEFAULT_NUM_INFERENCE_STEPS
+from pipelines.samplers import use_sampler
 
 # The model the README quick start trains; `--model` and $PERSIAN_DDPM_MODEL override it.
 DEFAULT_MODEL = "runs/glyphs"
@@ -187,6 +183,7 @@ def build_demo(model: str) -> gr.Blocks:
         pipe, model_status = None, f"⚠️ {error}"
     conditional = pipe is not None and pipe.is_class_conditional
 
+    # No analytics: Gradio's version check and usage reports are the only calls it makes to the internet.
     with gr.Blocks(title="Persian DDPM", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
             "# Persian DDPM\nA denoising diffusion model draws handwritten characters. Pick one and press "
@@ -230,10 +227,12 @@ def build_demo(model: str) -> gr.Blocks:
             switch_model, [model_box, current_model], [current_model, character, guidance, model_info]
         )
         sampler.change(pick_sampler, sampler, steps)
+        # One generation at a time: the users of a page share each loaded pipeline and swap its scheduler.
         generate_button.click(
             generate,
             [current_model, character, num_images, sampler, steps, guidance, seed],
             [grid, trajectory, status],
+            concurrency_limit=1,
         )
     return demo
 

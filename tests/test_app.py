@@ -112,6 +112,7 @@ def test_unloadable_model_gives_a_message(tmp_path, conditional_model):
 
 def test_page_builds_with_an_unloadable_model(tmp_path):
     demo = app.build_demo(str(tmp_path / "missing"))
+    assert demo.analytics_enabled is False
     markdown = [block.value for block in demo.blocks.values() if isinstance(block, gr.Markdown)]
     assert any("Could not load the model" in text for text in markdown)
 

@@ -66,8 +66,9 @@ def app_url(tiny_model, tmp_path_factory):
     """Serve `python app.py --model TINY` on a free loopback port; yields its URL."""
     port = _free_port()
     log_path = tmp_path_factory.mktemp("app_log") / "app.log"
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    env.pop("GRADIO_SERVER_NAME", None)  # the app's own default: loopback only
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    for name in ("GRADIO_SERVER_NAME", "GRADIO_ANALYTICS_ENABLED"):  # the app's own defaults
+        env.pop(name, None)
     with open(log_path, "w") as log:
         server = subprocess.Popen(
             [sys.executable, "app.py", "--model", str(tiny_model), "--port", str(port), "--num_threads", "1"],
