@@ -36,13 +36,19 @@ def summary_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def table_columns(rows: list[dict]) -> list[str]:
+    """The per-class columns that the rows have (unconditional models have no requested classes)."""
+    return [column for column in PER_CLASS_COLUMNS if any(column in row for row in rows)]
+
+
 def per_class_markdown(rows: list[dict]) -> str:
     """The per-class table as markdown (shares and accuracies as percentages)."""
-    lines = ["| " + " | ".join(PER_CLASS_COLUMNS) + " |", "|" + "---|" * len(PER_CLASS_COLUMNS)]
+    columns = table_columns(rows)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         cells = [
             f"{value:.1%}" if isinstance(value, float) else ("" if value is None else str(value))
-            for value in (row.get(column) for column in PER_CLASS_COLUMNS)
+            for value in (row.get(column) for column in columns)
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -52,7 +58,7 @@ def write_report(folder: Path, metrics: dict, per_class: list[dict], grid) -> No
     """Writes metrics.json, per_class.csv, per_class.md, summary.md and samples.png into `folder`."""
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
     with open(folder / "per_class.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=PER_CLASS_COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(f, fieldnames=table_columns(per_class), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(per_class)
     (folder / "per_class.md").write_text(per_class_markdown(per_class) + "\n", encoding="utf-8")

@@ -54,6 +54,7 @@ def test_unconditional_model_report_has_scores_next_to_the_floor(setup, capsys):
     with open(out / "per_class.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert [row["class"] for row in rows] == list(SHAPES)
+    assert "requested" not in rows[0]  # no requested classes for an unconditional model
     assert sum(float(row["sample_share"]) for row in rows) == pytest.approx(1.0)
     assert {"per_class.md", "summary.md", "samples.png"} <= {p.name for p in out.iterdir()}
     printed = capsys.readouterr().out
