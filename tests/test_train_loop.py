@@ -1,0 +1,165 @@
+"""The loop in-process with a tiny seeded UNet: one step, EMA, checkpoints, resume, class conditioning."""
+
+import json
+
+import pytest
+import torch
+from accelerate.state import AcceleratorState
+from diffusers import DDPMScheduler, UNet2DModel
+from safetensors.torch import load_file
+
+import train_ddpm
+from tests.train_helpers import FAST_ARGS, make_dataset_dict
+from training.checkpointing import list_checkpoints
+from training.config import ConfigError, parse_config
+from training.data import load_glyph_data
+from training.losses import diffusion_loss, snr_weights, training_target
+from training.loop import Trainer, make_accelerator
+from training.model import build_noise_scheduler, build_unet
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """Each run in this process builds its own Accelerator, as a new launch would."""
+    AcceleratorState._reset_state(True)
+    yield
+    AcceleratorState._reset_state(True)
+
+
+@pytest.fixture(scope="module")
+def blobs(tmp_path_factory):
+    return str(make_dataset_dict(tmp_path_factory.mktemp("data") / "blobs"))
+
+
+def run(blobs, output_dir, *extra):
+    train_ddpm.main(["--dataset", blobs, "--output_dir", str(output_dir), *FAST_ARGS, *extra])
+    AcceleratorState._reset_state(True)
+
+
+def unet_weights(folder):
+    return load_file(str(next((folder / "unet").glob("*.safetensors"))))
+
+
+def make_trainer(blobs, tmp_path, *extra):
+    cfg = parse_config(["--dataset", blobs, "--output_dir", str(tmp_path), *FAST_ARGS, *extra])
+    accelerator = make_accelerator(cfg)
+    data = load_glyph_data(cfg.dataset)
+    torch.manual_seed(cfg.seed)
+    unet = build_unet(cfg, 16, 1, len(data.class_names) if cfg.class_conditional else None)
+    return Trainer(cfg, accelerator, unet, build_noise_scheduler(cfg), data, 16, 1)
+
+
+def test_one_optimizer_step_changes_the_weights(blobs, tmp_path):
+    trainer = make_trainer(blobs, tmp_path, "--max_train_steps", "1", "--lr_warmup_steps", "0")
+    before = {k: v.clone() for k, v in trainer.unet.state_dict().items()}
+    images, labels = next(iter(trainer.loader))
+    assert images.shape == (8, 1, 16, 16) and images.dtype == torch.uint8
+    trainer.train()
+    assert trainer.progress.global_step == 1
+    loss = trainer.progress.history[-1]["train_loss"]
+    assert loss == loss and 0 < loss < 10  # finite
+    changed = [k for k, v in trainer.unet.state_dict().items() if not torch.equal(v, before[k])]
+    assert len(changed) > len(before) // 2
+
+
+def test_targets_and_min_snr_weights():
+    scheduler = DDPMScheduler(num_train_timesteps=1000, prediction_type="v_prediction")
+    clean, noise = torch.randn(4, 1, 8, 8), torch.randn(4, 1, 8, 8)
+    t = torch.tensor([0, 10, 500, 999])
+    alpha_bar = scheduler.alphas_cumprod[t].view(-1, 1, 1, 1)
+    v = alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * clean  # Salimans & Ho 2022, sec. 4
+    assert torch.allclose(training_target(scheduler, clean, noise, t), v, atol=1e-6)
+    eps_scheduler = DDPMScheduler(num_train_timesteps=1000)
+    weights = snr_weights(eps_scheduler, t, snr_gamma=5.0)
+    snr = eps_scheduler.alphas_cumprod[t] / (1 - eps_scheduler.alphas_cumprod[t])
+    assert torch.allclose(weights, torch.minimum(snr, torch.tensor(5.0)) / snr)
+    assert weights[0] < 0.01 and weights[-1] == pytest.approx(1.0)  # low noise down-weighted, high noise kept
+    plain = diffusion_loss(clean, noise, eps_scheduler, t)
+    assert plain == pytest.approx(((clean - noise) ** 2).mean().item(), rel=1e-5)
+
+
+def test_checkpoints_rotate_and_are_never_partial(blobs, tmp_path):
+    run(blobs, tmp_path, "--max_train_steps", "6", "--checkpointing_steps", "2", "--checkpoints_total_limit", "2")
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["checkpoint-4", "checkpoint-6"]
+    assert not list(tmp_path.glob(".checkpoint-*"))
+    saved = sorted(p.name for p in (tmp_path / "checkpoint-6").iterdir())
+    assert {"model.safetensors", "optimizer.bin", "random_states_0.pkl"} <= set(saved)
+    assert len([name for name in saved if name.startswith("custom_checkpoint_")]) == 3  # LR, progress, EMA
+
+
+def test_resume_latest_matches_an_uninterrupted_run(blobs, tmp_path):
+    """Resume from checkpoint-4 of 8 steps: same step count, LR, data order and RNG, so the same weights.
+
+    Both runs do the same float32 arithmetic on the same CPU in the same order, so the weights agree to
+    1e-6; the tolerance only allows for threads summing in a different order.
+    """
+    args = ("--max_train_steps", "8", "--checkpointing_steps", "4", "--checkpoints_total_limit", "3",
+            "--validation_steps", "4", "--save_images_steps", "4")
+    run(blobs, tmp_path / "full", *args)
+    run(blobs, tmp_path / "resumed", *args)
+    # Pretend the second run died right after its first checkpoint.
+    resumed = tmp_path / "resumed"
+    for leftover in ("checkpoint-8", "unet", "model_index.json"):
+        target = resumed / leftover
+        if target.is_dir():
+            import shutil
+
+            shutil.rmtree(target)
+        else:
+            target.unlink()
+    run(blobs, resumed, *args, "--resume_from_checkpoint", "latest")
+    full, again = unet_weights(tmp_path / "full"), unet_weights(resumed)
+    assert full.keys() == again.keys()
+    for name in full:
+        torch.testing.assert_close(again[name], full[name], atol=1e-6, rtol=0)
+    steps = [row["step"] for row in json.loads(json.dumps(_csv_rows(resumed / "losses.csv")))]
+    assert steps[-1] == "8"
+
+
+def _csv_rows(path):
+    import csv
+
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_ema_state_survives_a_checkpoint(blobs, tmp_path):
+    trainer = make_trainer(blobs, tmp_path, "--max_train_steps", "3", "--checkpointing_steps", "3")
+    trainer.start()
+    trainer.train()
+    shadow = [p.clone() for p in trainer.ema.shadow_params]
+    online = [p.detach().clone() for p in trainer.unet.parameters()]
+    assert any(not torch.equal(s, o) for s, o in zip(shadow, online))  # EMA lags the online weights
+    AcceleratorState._reset_state(True)
+    restored = make_trainer(blobs, tmp_path, "--max_train_steps", "3", "--resume_from_checkpoint", "latest")
+    restored.start()
+    assert restored.ema.optimization_step == 3 and restored.progress.global_step == 3
+    for a, b in zip(restored.ema.shadow_params, shadow):
+        assert torch.equal(a, b)
+    # The model that is saved and sampled from carries the EMA weights, not the online ones.
+    final = restored.final_unet()
+    assert all(torch.equal(p, s) for p, s in zip(final.parameters(), shadow))
+
+
+def test_class_conditional_run_saves_class_names(blobs, tmp_path):
+    run(blobs, tmp_path, "--max_train_steps", "2", "--class_conditional")
+    index = json.loads((tmp_path / "model_index.json").read_text(encoding="utf-8"))
+    assert "□" in json.dumps(index, ensure_ascii=False) and "|" in json.dumps(index, ensure_ascii=False)
+    unet = UNet2DModel.from_pretrained(str(tmp_path / "unet"))
+    assert unet.config.num_class_embeds == 3  # two classes + the null class
+
+
+def test_class_conditional_without_labels_is_refused(tmp_path):
+    plain = str(make_dataset_dict(tmp_path / "plain", labelled=False))
+    with pytest.raises(ConfigError, match="--class_conditional needs labels"):
+        run(plain, tmp_path / "out", "--max_train_steps", "1", "--class_conditional")
+
+
+def test_gradient_accumulation_counts_optimizer_steps(blobs, tmp_path):
+    trainer = make_trainer(blobs, tmp_path, "--max_train_steps", "3", "--gradient_accumulation_steps", "2",
+                           "--lr_warmup_steps", "10", "--lr_scheduler", "constant_with_warmup")
+    trainer.train()
+    assert trainer.progress.global_step == 3
+    assert trainer.ema.optimization_step == 3
+    # three optimizer steps of warm-up (not six micro-batches): lr = 3/10 of the peak
+    assert trainer.lr_scheduler.get_last_lr()[0] == pytest.approx(0.3 * 1e-3)

@@ -1,0 +1,61 @@
+"""Tiny seeded datasets and configs shared by the training tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import datasets
+import numpy as np
+import PIL.Image
+
+# A 2-level UNet with 8/16 channels on 16 px images: a few thousand parameters, milliseconds a step.
+TINY_MODEL_ARGS = ["--block_out_channels", "8", "16", "--layers_per_block", "1", "--norm_num_groups", "4",
+                   "--attention_levels", "1"]
+FAST_ARGS = TINY_MODEL_ARGS + ["--train_batch_size", "8", "--eval_batch_size", "4", "--num_inference_steps", "2",
+                               "--num_validation_images", "8", "--lr_warmup_steps", "2", "--logger", "none",
+                               # One thread: on a busy shared CPU, two OpenMP threads wait on each other
+                               # far more than they gain.
+                               "--num_threads", "1"]
+
+
+def blob_images(count: int, size: int, seed: int) -> tuple[list[PIL.Image.Image], list[int]]:
+    """White squares (class 0) and bars (class 1) at random places on black, mode "L"."""
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for index in range(count):
+        label = index % 2
+        pixels = np.zeros((size, size), dtype=np.uint8)
+        top, left = rng.integers(0, size // 2, size=2)
+        if label == 0:
+            pixels[top:top + size // 3, left:left + size // 3] = 255
+        else:
+            pixels[top:top + size // 2, left:left + 2] = 255
+        images.append(PIL.Image.fromarray(pixels, mode="L"))
+        labels.append(label)
+    return images, labels
+
+
+def make_dataset_dict(folder: Path, train: int = 64, test: int = 16, size: int = 16,
+                      labelled: bool = True) -> Path:
+    """Save a DatasetDict in the project's format (image: Image(), label: ClassLabel) to `folder`."""
+    splits = {}
+    for name, count, seed in (("train", train, 0), ("test", test, 1)):
+        images, labels = blob_images(count, size, seed)
+        if labelled:
+            features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["□", "|"])})
+            splits[name] = datasets.Dataset.from_dict({"image": images, "label": labels}, features=features)
+        else:
+            features = datasets.Features({"image": datasets.Image()})
+            splits[name] = datasets.Dataset.from_dict({"image": images}, features=features)
+    datasets.DatasetDict(splits).save_to_disk(str(folder))
+    return folder
+
+
+def make_image_folder(folder: Path, per_class: int = 10, size: int = 16) -> Path:
+    """An `imagefolder` layout: one sub-folder per class, PNG files inside."""
+    images, labels = blob_images(2 * per_class, size, seed=2)
+    for index, (image, label) in enumerate(zip(images, labels)):
+        target = folder / ("square" if label == 0 else "bar")
+        target.mkdir(parents=True, exist_ok=True)
+        image.save(target / f"{index}.png")
+    return folder
