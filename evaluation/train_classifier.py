@@ -26,6 +26,7 @@ from evaluation.data import class_names, load_prepared_dataset, split_to_tensors
 from evaluation.errors import EvaluationError
 from evaluation.metrics import load_metric
 from evaluation.output import write_folder
+from sharing import PushError, push_folder
 
 
 @dataclass
@@ -57,6 +58,10 @@ class ClassifierTrainingConfig:
     )
     seed: int = field(default=0, metadata={"help": "Seed of initialisation, batch order and augmentation."})
     overwrite: bool = field(default=False, metadata={"help": "Replace an existing --output_dir."})
+    push_to_hub: str | None = field(
+        default=None, metadata={"help": "Also upload the saved classifier to this Hub model repo (namespace/name)."}
+    )
+    private: bool = field(default=False, metadata={"help": "With --push_to_hub: create the repo private."})
 
 
 def random_affine(images: torch.Tensor, config: ClassifierTrainingConfig, generator: torch.Generator) -> torch.Tensor:
@@ -161,11 +166,20 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("num_epochs", "batch_size"):
         if getattr(config, name) < 1:
             parser.error(f"--{name} must be at least 1")
+    if config.private and not config.push_to_hub:
+        parser.error("--private only applies with --push_to_hub REPO_ID")
     try:
         results = train_classifier(config)
     except EvaluationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if config.push_to_hub:
+        try:
+            url = push_folder(config.output_dir, config.push_to_hub, private=config.private)
+        except PushError as error:
+            print(f"error: the classifier is saved in {config.output_dir} but the push failed: {error}", file=sys.stderr)
+            return 1
+        print(f"pushed to {url}")
     worst = ", ".join(f"{p['true']}->{p['predicted']} ({p['count']})" for p in results["most_confused"][:5])
     print(
         f"test accuracy {results['test_accuracy']:.2%} on {results['num_test']} images "

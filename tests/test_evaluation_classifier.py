@@ -1,16 +1,20 @@
 """Tests of the domain classifier: training CLI, saved card, feature extractor, and bad input."""
 
 import json
+import subprocess
+import sys
 
 import datasets
 import numpy as np
 import pytest
 import torch
+from hub_server import HubServer
 from PIL import Image
 
 from evaluation import EvaluationError, build_classifier, load_feature_extractor
 from evaluation.classifier import DomainFeatureExtractor
 from evaluation.train_classifier import ClassifierTrainingConfig, main, random_affine
+from tests.conftest import REPO_ROOT
 
 SHAPES = ("bar", "column", "box")
 TINY_MODEL = ["--embedding_size", "8", "--hidden_sizes", "8", "16", "--depths", "1", "1"]
@@ -154,11 +158,49 @@ def test_bad_classifier_folder_is_a_clear_error(tmp_path):
         load_feature_extractor(tmp_path)
 
 
+# The issue's targets, on the real data sets (minutes each on 2 cores).
+REAL_SETS = {
+    "mnist": ("mnist", 0.98),
+    "persian": (["hoda/Test 20000.cdb", "hoda_letters/Persian-Character-DB-Test.cdb"], 0.92),
+}
+
+
 @pytest.mark.slow
-def test_mnist_classifier_reaches_98_percent(shared_data, tmp_path):
+@pytest.mark.parametrize("kind", sorted(REAL_SETS))
+def test_real_data_classifier_reaches_its_target(kind, shared_data, tmp_path):
     from data_prep import prepare
 
-    prepare("mnist", output_dir=tmp_path / "mnist", source=str(shared_data / "mnist"))
-    assert main(["--dataset", str(tmp_path / "mnist"), "--output_dir", str(tmp_path / "clf")]) == 0
+    sources, target = REAL_SETS[kind]
+    source = [str(shared_data / path) for path in sources] if isinstance(sources, list) else str(shared_data / sources)
+    prepare(kind, output_dir=tmp_path / kind, source=source)
+    assert main(["--dataset", str(tmp_path / kind), "--output_dir", str(tmp_path / "clf")]) == 0
     results = json.loads((tmp_path / "clf" / "classifier_results.json").read_text())
-    assert results["test_accuracy"] >= 0.98
+    assert results["test_accuracy"] >= target
+    assert results["most_confused"] and f"{results['test_accuracy']:.2%}" in (tmp_path / "clf" / "README.md").read_text()
+
+
+PUSH_AND_LOAD = """
+import json, sys, torch
+from evaluation import load_feature_extractor
+from evaluation.train_classifier import main
+dataset, output_dir = sys.argv[1:]
+argv = ["--dataset", dataset, "--output_dir", output_dir, "--num_epochs", "1", "--embedding_size", "8"]
+assert main([*argv, "--hidden_sizes", "8", "--depths", "1", "--push_to_hub", "tester/shapes-classifier"]) == 0
+images = torch.rand(4, 1, 16, 16)
+local, remote = load_feature_extractor(output_dir), load_feature_extractor("tester/shapes-classifier")
+print(json.dumps({"names": remote.class_names, "diff": float((local(images)[1] - remote(images)[1]).abs().max())}))
+"""
+
+
+def test_classifier_is_pushed_and_loads_back_by_repo_id(shapes_dataset, tmp_path):
+    with HubServer() as hub:
+        done = subprocess.run(
+            [sys.executable, "-c", PUSH_AND_LOAD, str(shapes_dataset), str(tmp_path / "clf")],
+            cwd=REPO_ROOT, env=hub.client_env(tmp_path / "hf_home"), capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        assert result == {"names": list(SHAPES), "diff": 0.0}
+        files = hub.files("tester/shapes-classifier")
+        assert {"config.json", "model.safetensors", "README.md"} <= set(files)
+        assert b"Test accuracy" in files["README.md"]
