@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import diffusers
 import numpy as np
 import PIL.Image
 import torch
@@ -120,10 +121,9 @@ class GlyphDDPMPipeline(DiffusionPipeline):
             )
         with open(os.path.join(folder, cls.config_name), encoding="utf-8") as f:
             model_index = json.load(f)
-        import diffusers  # the component classes are named in model_index.json, e.g. ["diffusers", "UNet2DModel"]
-
         torch_dtype = kwargs.pop("torch_dtype", None)
         unet = kwargs.pop("unet", None)
+        # The component classes are named in model_index.json, e.g. "unet": ["diffusers", "UNet2DModel"].
         if unet is None:
             unet_class = getattr(diffusers, model_index["unet"][1])
             unet = unet_class.from_pretrained(folder, subfolder="unet", torch_dtype=torch_dtype)
