@@ -42,7 +42,11 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
     if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise ConfigError("--mixed_precision fp16 needs a GPU; use bf16 (or no) on a CPU.")
     output_dir = Path(cfg.output_dir)
+    # Several processes without a GPU (`accelerate launch --multi_gpu --num_processes 2` on a CPU machine):
+    # accelerate only sets up gloo data parallelism across them when told the run is on the CPU.
+    multi_process_cpu = int(os.environ.get("WORLD_SIZE", 1)) > 1 and not torch.cuda.is_available()
     accelerator = Accelerator(
+        cpu=multi_process_cpu,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         mixed_precision=cfg.mixed_precision,
         log_with=None if cfg.logger == "none" else cfg.logger,
