@@ -189,7 +189,7 @@ def evaluate_model(model: str, config: EvaluationConfig) -> dict:
         "real_data_floor": floor,
         "per_class": per_class,
     }
-    # The grid shows the first images; for a class-conditional model these cycle through the classes.
+    # The first images; for a class-conditional model one column per class (requests cycle through them).
     columns = len(names) if conditional else 10
     grid = image_grid(images[: 10 * columns], cols=columns)
     write_folder(output_dir, lambda folder: write_report(folder, metrics, per_class, grid))
