@@ -53,7 +53,7 @@ class TrainConfig:
     num_validation_images: int = 512
 
     # --- model ---
-    # `tiny` (~1.1M parameters, 2-core CPU), `small` (~4.4M, laptop/GPU) or `base` (~15M, GPU): see training/model.py.
+    # `tiny` (~1.1M parameters, 2-core CPU), `small` (~6.5M, laptop/GPU) or `base` (~27M, GPU): see training/model.py.
     model_preset: str = "tiny"
     # A UNet2DModel config (folder, config.json or Hub id) to use instead of a preset.
     model_config_name_or_path: Optional[str] = None

@@ -150,6 +150,8 @@ class Trainer:
         checkpoint = resolve_resume(self.output_dir, cfg.resume_from_checkpoint)
         if checkpoint is not None:
             load_checkpoint(self.accelerator, checkpoint)
+            if self.ema is not None:
+                self.ema.to(accelerator.device)  # accelerate loads custom state onto the CPU
             accelerator.print(f"Resumed from {checkpoint} at step {self.progress.global_step}.")
 
     def train(self) -> None:

@@ -7,8 +7,8 @@ Presets (parameter counts for 1-channel 28 px data; the class embedding of a con
 | preset | block_out_channels | layers | attention at | parameters | meant for |
 |--------|--------------------|--------|--------------|------------|-----------|
 | tiny   | (32, 64, 64)       | 1      | 7x7          | 1.1M       | a 2-core CPU: digits in 20-30 minutes |
-| small  | (64, 128, 128)     | 2      | 7x7          | 6.6M       | a laptop CPU for hours, or any GPU |
-| base   | (128, 256, 256)    | 2      | 14x14, 7x7   | 26M        | a GPU; the 46 Persian classes at their best |
+| small  | (64, 128, 128)     | 2      | 7x7          | 6.5M       | a laptop CPU for hours, or any GPU |
+| base   | (128, 256, 256)    | 2      | 14x14, 7x7   | 27M        | a GPU; the 46 Persian classes at their best |
 
 Every level but the last halves the image (28 -> 14 -> 7), so the resolution must be divisible by
 2 ** (levels - 1).
