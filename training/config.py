@@ -75,8 +75,9 @@ class TrainConfig:
     # --- noise ---
     # Diffusion steps T of the forward process (Ho et al. 2020 use 1000).
     ddpm_num_steps: int = 1000
-    # Beta schedule; the cosine one (Nichol & Dhariwal 2021) wastes fewer steps on pure noise at 28 px.
-    ddpm_beta_schedule: str = "squaredcos_cap_v2"
+    # Beta schedule. Linear (Ho et al. 2020): measured on MNIST, cosine (`squaredcos_cap_v2`) with epsilon
+    # targets gave pure-noise DPM-Solver++ samples after 1500 steps where linear gave clean digits.
+    ddpm_beta_schedule: str = "linear"
     # What the UNet predicts: the noise, the velocity v (Salimans & Ho 2022) or the clean image.
     prediction_type: str = "epsilon"
     # Min-SNR-gamma loss weighting (Hang et al. 2023, arXiv:2303.09556); None trains with plain MSE.
