@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import typing
 from dataclasses import dataclass, field
@@ -57,11 +58,11 @@ class TrainConfig:
     model_preset: str = "tiny"
     # A UNet2DModel config (folder, config.json or Hub id) to use instead of a preset.
     model_config_name_or_path: Optional[str] = None
-    # Channels per resolution level; overrides the preset (one entry per level, each level but the last halves the size).
+    # Channels per resolution level; overrides the preset (each level but the last halves the image).
     block_out_channels: Optional[tuple[int, ...]] = None
     # ResNet blocks per level; overrides the preset.
     layers_per_block: Optional[int] = None
-    # Levels (0 = full resolution) that get self-attention; overrides the preset. Attention is cheap only at low resolution.
+    # Levels (0 = full resolution) with self-attention; overrides the preset. Attention is cheap only at low resolution.
     attention_levels: Optional[tuple[int, ...]] = None
     # GroupNorm groups; must divide every entry of block_out_channels.
     norm_num_groups: Optional[int] = None
@@ -112,7 +113,7 @@ class TrainConfig:
     mixed_precision: Optional[str] = None
     # Seed for weights, data order and noise; the same seed gives the same run.
     seed: int = 0
-    # CPU threads per process; None divides the machine's cores among the local processes.
+    # CPU threads per process; None gives each local process its share of the cores not busy with other work.
     num_threads: Optional[int] = None
 
     # --- EMA ---
@@ -179,8 +180,6 @@ _CHOICES = {
 
 def _field_help() -> dict[str, str]:
     """The comment above each field of `TrainConfig`, used as its `--help` text."""
-    import inspect
-
     helps, comment = {}, []
     for line in inspect.getsource(TrainConfig).splitlines():
         stripped = line.strip()
@@ -251,7 +250,8 @@ def load_config_file(path: str) -> dict[str, Any]:
         text = file.read_text(encoding="utf-8")
         values = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise ConfigError(f"--config {path}: not valid {'JSON' if file.suffix == '.json' else 'YAML'} ({err}).") from err
+        kind = "JSON" if file.suffix == ".json" else "YAML"
+        raise ConfigError(f"--config {path}: not valid {kind} ({err}).") from err
     if not isinstance(values, dict):
         raise ConfigError(f"--config {path}: expected a mapping of setting names to values.")
     known = {f.name for f in dataclasses.fields(TrainConfig)} - {"config"}

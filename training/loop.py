@@ -53,10 +53,21 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / cfg.logging_dir)),
     )
     if accelerator.device.type == "cpu":
-        # Processes on one machine share its cores; more threads than cores only adds contention.
-        local_processes = max(1, accelerator.num_processes // max(1, int(os.environ.get("ACCELERATE_NUM_MACHINES", 1))))
-        torch.set_num_threads(cfg.num_threads or max(1, (os.cpu_count() or 1) // local_processes))
+        torch.set_num_threads(cfg.num_threads or default_cpu_threads(accelerator.num_processes))
     return accelerator
+
+
+def default_cpu_threads(num_processes: int) -> int:
+    """CPU threads per process: the cores not busy with other work, shared among this machine's processes.
+
+    Measured on a 2-core machine shared with other jobs (README, "Training throughput"): two OpenMP
+    threads were several times slower than one, because each step waits for a descheduled thread; so
+    cores already loaded (1-minute load average) are not counted.
+    """
+    cores = os.cpu_count() or 1
+    local_processes = max(1, num_processes // max(1, int(os.environ.get("ACCELERATE_NUM_MACHINES", 1))))
+    free_cores = cores - int(os.getloadavg()[0] + 0.5)
+    return max(1, min(cores // local_processes, free_cores))
 
 
 class Trainer:
