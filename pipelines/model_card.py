@@ -81,7 +81,7 @@ def model_card_text(
         "# Glyph DDPM",
         "",
         f"A {kind} denoising diffusion model (DDPM, Ho et al. 2020, arXiv:2006.11239) that draws "
-        f"{unet.sample_size}x{unet.sample_size} handwritten characters, trained on {about} with the "
+        f"{unet.sample_size}x{unet.sample_size} characters, trained on {about} with the "
         "persian-ddpm project (`train_ddpm.py`).",
         "",
     ]
