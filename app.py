@@ -7,21 +7,27 @@ where the model is the Space's `runs/glyphs` folder or the Hub id in its `PERSIA
 works offline: no analytics, and only system fonts, so the browser fetches nothing beyond the app's own server.
 """
 
-import argparse
-import functools
 import os
-import tempfile
-import time
-import uuid
-from pathlib import Path
 
-import gradio as gr
-import PIL.Image
-import torch
+# Idle OpenMP threads sleep instead of spinning. The app shares its CPU with its own server and often with
+# other programs, and there spinning threads slow sampling down several times (`python -m benchmarks.app_speed`:
+# 16 images on a busy 2-core CPU, 4.7 s sleeping, 15.9 s spinning). OpenMP reads this once, when torch starts it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from pipelines import GlyphDDPMPipeline, image_grid, save_trajectory_gif
-from pipelines.glyph_pipeline import DEFAULT_NUM_INFERENCE_STEPS
-from pipelines.samplers import use_sampler
+import argparse  # noqa: E402  (the setting above must come before torch is imported)
+import functools  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gradio as gr  # noqa: E402
+import PIL.Image  # noqa: E402
+import torch  # noqa: E402
+
+from pipelines import GlyphDDPMPipeline, image_grid, save_trajectory_gif  # noqa: E402
+from pipelines.glyph_pipeline import DEFAULT_NUM_INFERENCE_STEPS  # noqa: E402
+from pipelines.samplers import use_sampler  # noqa: E402
 
 # The model the README quick start trains; `--model` and $PERSIAN_DDPM_MODEL override it.
 DEFAULT_MODEL = "runs/glyphs"
