@@ -163,3 +163,13 @@ def test_gradient_accumulation_counts_optimizer_steps(blobs, tmp_path):
     assert trainer.ema.optimization_step == 3
     # three optimizer steps of warm-up (not six micro-batches): lr = 3/10 of the peak
     assert trainer.lr_scheduler.get_last_lr()[0] == pytest.approx(0.3 * 1e-3)
+
+
+def test_default_threads_leave_out_busy_cores(monkeypatch):
+    from training import loop
+
+    monkeypatch.setattr(loop.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(loop.os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+    assert loop.default_cpu_threads(1) == 8 and loop.default_cpu_threads(2) == 4
+    monkeypatch.setattr(loop.os, "getloadavg", lambda: (6.6, 6.0, 5.0))  # 7 cores busy elsewhere
+    assert loop.default_cpu_threads(1) == 1 and loop.default_cpu_threads(4) == 1
