@@ -1,0 +1,310 @@
+"""Reproduce the README's Results: data, domain classifiers, time-boxed training, scores, pictures, samplers.
+
+    python -m benchmarks.results                                   # everything, about 1 hour on 2 cores
+    python -m benchmarks.results --classifiers "classifiers/{dataset}"   # reuse trained classifiers
+    python -m benchmarks.results --stages evaluate docs sampling   # re-score and redraw finished runs
+
+Stages, in order (`--stages` picks some; each reads what the earlier ones wrote):
+
+1. `data`: `data_prep.prepare` for MNIST (the IDX files under `--shared_data/mnist`), Persian digits and
+   letters (the two Hoda `.cdb` files) and the rendered `glyphs`, under `--data_dir` (kept if present).
+2. `classifiers`: `python -m evaluation.train_classifier` per dataset, unless `--classifiers` names
+   existing folders.
+3. `train`: `train_ddpm.py --config configs/<dataset>.yaml` per dataset, bounded by wall-clock time: the
+   long runs (MNIST, Persian) side by side, one thread each, then the short ones. At its budget a run is
+   stopped and its newest checkpoint (written every 50 steps) is saved as the final pipeline by resuming it
+   with `--max_train_steps` equal to that checkpoint's step. `configs/original_notebooks.yaml` is the
+   original project's setup, trained the same way with `--datasets original_notebooks`.
+4. `evaluate`: `python -m evaluation` on each model (scores next to the real-data floor).
+5. `docs`: `docs/<dataset>/` gets the loss curve, a sample grid (class-conditional: one row per class)
+   and a small denoising GIF.
+6. `sampling`: `python -m benchmarks.sampling` on the MNIST model.
+
+Every run prints its command; `--runs_dir/summary.json` collects the times, steps and scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+STAGES = ("data", "classifiers", "train", "evaluate", "docs", "sampling")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One trained model of the results: its data, config and budget."""
+
+    dataset: str  # data_prep kind, also the folder under --data_dir
+    config: str  # training config under configs/
+    minutes: float  # wall-clock training budget
+    long: bool  # trained side by side with the other long runs
+    guidance_scale: float = 1.0  # for sampling and scoring class-conditional models
+    num_samples: int = 1000  # images scored by python -m evaluation
+
+
+RUNS = {
+    "mnist": Run("mnist", "mnist", 22, True),
+    "persian": Run("persian", "persian", 30, True, guidance_scale=2.0, num_samples=920),
+    "glyphs": Run("glyphs", "glyphs", 6, False, guidance_scale=2.0, num_samples=840),
+    "original_notebooks": Run("persian", "original_notebooks", 30, True, guidance_scale=2.0, num_samples=920),
+}
+
+
+def python(*args: str) -> list[str]:
+    """A command running this interpreter."""
+    return [sys.executable, *args]
+
+
+def single_thread_env() -> dict[str, str]:
+    """One BLAS/OpenMP thread: on a shared CPU more threads per process made training ~10x slower."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def run_command(command: list[str], log: Path | None = None) -> None:
+    """Run `command` from the repository root, printing it; stop the script if it fails."""
+    print("$", " ".join(command), flush=True)
+    with open(log, "w") if log else open(os.devnull, "w") as sink:
+        result = subprocess.run(command, cwd=REPO, env=single_thread_env(),
+                                stdout=sink if log else None, stderr=subprocess.STDOUT if log else None)
+    if result.returncode:
+        sys.exit(f"command failed with exit code {result.returncode}" + (f"; see {log}" if log else ""))
+
+
+# ----- 1. data -----
+def prepare_data(names: list[str], data_dir: Path, shared_data: Path) -> None:
+    """Write each dataset with data_prep unless it is already there."""
+    from data_prep import prepare
+
+    sources = {
+        "mnist": {"source": str(shared_data / "mnist")},
+        "persian": {"source": [str(shared_data / "hoda" / "Test 20000.cdb"),
+                               str(shared_data / "hoda_letters" / "Persian-Character-DB-Test.cdb")]},
+        "glyphs": {"per_class": 200},
+    }
+    for name in names:
+        if (data_dir / name / "dataset_dict.json").is_file():
+            print(f"data: {data_dir / name} exists, kept")
+            continue
+        print(f"data: preparing {name} -> {data_dir / name}", flush=True)
+        prepare(name, output_dir=data_dir / name, seed=0, **sources[name])
+
+
+# ----- 2. classifiers -----
+def classifier_dir(args, dataset: str) -> Path:
+    """The domain classifier folder of `dataset` (given by --classifiers, or trained under --runs_dir)."""
+    if args.classifiers:
+        return Path(args.classifiers.format(dataset=dataset))
+    return args.runs_dir / "classifiers" / dataset
+
+
+def train_classifiers(args, datasets: list[str]) -> None:
+    """Train the missing domain classifiers."""
+    for dataset in datasets:
+        target = classifier_dir(args, dataset)
+        if (target / "config.json").is_file():
+            print(f"classifier: {target} exists, kept")
+            continue
+        run_command(python("-m", "evaluation.train_classifier", "--dataset", str(args.data_dir / dataset),
+                           "--output_dir", str(target)), args.runs_dir / f"classifier_{dataset}.log")
+
+
+# ----- 3. train -----
+def latest_checkpoint_step(output_dir: Path) -> int | None:
+    """The step of the newest complete `checkpoint-<step>` folder in `output_dir`, if any."""
+    steps = [int(p.name.split("-")[1]) for p in output_dir.glob("checkpoint-*")
+             if p.is_dir() and p.name.split("-")[1].isdigit()]
+    return max(steps, default=None)
+
+
+def train_command(args, name: str) -> list[str]:
+    """The train_ddpm.py command of run `name` (its config plus the machine-dependent flags)."""
+    return python("train_ddpm.py", "--config", f"configs/{RUNS[name].config}.yaml", "--data_dir", str(args.data_dir),
+                  "--num_threads", "1", "--output_dir", str(args.runs_dir / name))
+
+
+def train_group(args, names: list[str]) -> None:
+    """Train the runs `names` side by side, each stopped at its wall-clock budget and saved."""
+    started, processes = {}, {}
+    for name in names:
+        command = train_command(args, name)
+        print("$", " ".join(command), flush=True)
+        log = open(args.runs_dir / f"train_{name}.log", "w")
+        processes[name] = subprocess.Popen(command, cwd=REPO, env=single_thread_env(), stdout=log,
+                                           stderr=subprocess.STDOUT, start_new_session=True)
+        started[name] = time.monotonic()
+    stopped = {}
+    while processes:
+        time.sleep(5)
+        for name, process in list(processes.items()):
+            budget_over = time.monotonic() - started[name] > RUNS[name].minutes * 60 * args.budget_scale
+            if process.poll() is None and not budget_over:
+                continue
+            if process.poll() is None:  # out of time: stop it; checkpoints are written atomically
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait()
+                stopped[name] = True
+            elif process.returncode:
+                sys.exit(f"training {name} failed; see {args.runs_dir / f'train_{name}.log'}")
+            wall = time.monotonic() - started[name]
+            del processes[name]
+            finish_run(args, name, wall, stopped.get(name, False))
+
+
+def finish_run(args, name: str, wall_s: float, stopped: bool) -> None:
+    """Save a stopped run's newest checkpoint as its pipeline, and record the run's time and steps."""
+    output_dir = args.runs_dir / name
+    if stopped:
+        step = latest_checkpoint_step(output_dir)
+        if step is None:
+            sys.exit(f"training {name} stopped at its budget before its first checkpoint; raise its budget.")
+        # Resuming at the checkpoint's own step trains nothing and saves the EMA weights as the pipeline.
+        run_command(train_command(args, name) + ["--resume_from_checkpoint", "latest", "--max_train_steps", str(step)],
+                    args.runs_dir / f"save_{name}.log")
+    card = (output_dir / "README.md").read_text(encoding="utf-8") if (output_dir / "README.md").is_file() else ""
+    record = {"wall_clock_s": round(wall_s, 1), "budget_min": RUNS[name].minutes * args.budget_scale,
+              "stopped_at_budget": stopped, "global_step": latest_step_in_losses(output_dir),
+              "card_has_training_time": "training_time" in card}
+    update_summary(args, name, {"training": record})
+    print(f"train: {name} done, {record}", flush=True)
+
+
+def latest_step_in_losses(output_dir: Path) -> int | None:
+    """The last step in the run's losses.csv."""
+    csv_path = output_dir / "losses.csv"
+    if not csv_path.is_file():
+        return None
+    rows = csv_path.read_text().strip().splitlines()[1:]
+    return int(float(rows[-1].split(",")[0])) if rows else None
+
+
+def update_summary(args, name: str, values: dict) -> None:
+    """Merge `values` into `--runs_dir/summary.json` under `name`."""
+    path = args.runs_dir / "summary.json"
+    summary = json.loads(path.read_text()) if path.is_file() else {}
+    summary.setdefault(name, {}).update(values)
+    partial = path.with_name(".summary.json.partial")
+    partial.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    partial.replace(path)
+
+
+# ----- 4. evaluate -----
+def evaluate_runs(args, names: list[str]) -> None:
+    """Score each model with python -m evaluation and keep its headline numbers in the summary."""
+    for name in names:
+        run = RUNS[name]
+        output_dir = args.runs_dir / f"eval_{name}"
+        command = python("-m", "evaluation", str(args.runs_dir / name), "--dataset", str(args.data_dir / run.dataset),
+                         "--classifier", str(classifier_dir(args, run.dataset)), "--num_samples", str(run.num_samples),
+                         "--output_dir", str(output_dir), "--overwrite")
+        if is_class_conditional(args.runs_dir / name):
+            command += ["--guidance_scale", str(run.guidance_scale)]
+        run_command(command, args.runs_dir / f"eval_{name}.log")
+        metrics = json.loads((output_dir / "metrics.json").read_text(encoding="utf-8"))
+        update_summary(args, name, {"evaluation": {key: metrics.get(key) for key in (
+            "num_samples", "scheduler", "guidance_scale", "sampling_time_s", "samples", "real_data_floor")}})
+
+
+def is_class_conditional(model_dir: Path) -> bool:
+    """Whether the saved UNet has a class embedding."""
+    config = json.loads((model_dir / "unet" / "config.json").read_text(encoding="utf-8"))
+    return config.get("num_class_embeds") is not None
+
+
+# ----- 5. docs -----
+def draw_docs(args, names: list[str]) -> None:
+    """Loss curve, sample grid and denoising GIF of each model under --docs_dir/<name>/."""
+    import torch
+
+    from pipelines import GlyphDDPMPipeline, image_grid, save_trajectory_gif
+
+    torch.set_num_threads(1)
+    for name in names:
+        run, model_dir, target = RUNS[name], args.runs_dir / name, args.docs_dir / name
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(model_dir / "loss_curve.png", target / "loss_curve.png")
+        pipe = GlyphDDPMPipeline.from_pretrained(model_dir)
+        pipe.set_progress_bar_config(disable=True)
+        options = {"num_inference_steps": 20, "output_type": "pt"}
+        if pipe.is_class_conditional:
+            # One row per class, `per_row` samples each: labels (K * per_row,) = 0,0,...,1,1,...
+            per_row, count = 8, len(pipe.class_names)
+            labels = [index for index in range(count) for _ in range(per_row)]
+            options["guidance_scale"] = run.guidance_scale
+        else:
+            per_row, labels = 10, None
+        images = []
+        for start in range(0, len(labels) if labels else 100, 64):  # batches of at most 64 images
+            batch = labels[start:start + 64] if labels else None
+            size = len(batch) if batch else min(64, 100 - start)
+            extra = {"class_labels": batch} if batch else {}
+            generator = [torch.Generator().manual_seed(start + i) for i in range(size)]
+            images.append(pipe(batch_size=size, generator=generator, **extra, **options).images)
+        image_grid(torch.cat(images), cols=per_row).save(target / "samples.png")  # (rows*28, per_row*28)
+        # A small GIF: 8 images, 16 frames from noise to the final samples.
+        extra = {"class_labels": list(range(0, len(pipe.class_names), max(1, len(pipe.class_names) // 8)))[:8]} \
+            if pipe.is_class_conditional else {}
+        out = pipe(batch_size=8, generator=[torch.Generator().manual_seed(i) for i in range(8)], trajectory_every=1,
+                   **extra, **options)
+        save_trajectory_gif(out.trajectory, target / "denoising.gif", num_frames=16, cols=8)
+        print(f"docs: wrote {target}/loss_curve.png, samples.png, denoising.gif", flush=True)
+
+
+# ----- 6. sampling -----
+def compare_samplers(args) -> None:
+    """The sampler benchmark on the MNIST model; its table goes to --runs_dir/sampling_mnist.md."""
+    table = args.runs_dir / "sampling_mnist.md"
+    run_command(python("-m", "benchmarks.sampling", str(args.runs_dir / "mnist"), "--num_images", "8",
+                       "--image", str(args.docs_dir / "mnist" / "samplers.png")), table)
+    print(table.read_text(encoding="utf-8"))
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES), help="stages to run, in order")
+    parser.add_argument("--datasets", nargs="+", choices=sorted(RUNS), default=["mnist", "persian", "glyphs"],
+                        help="runs to train, score and draw (original_notebooks: the original project's setup)")
+    parser.add_argument("--data_dir", type=Path, default=Path("data"), help="where data_prep writes the datasets")
+    parser.add_argument("--shared_data", type=Path, default=Path("../shared/data"),
+                        help="the raw MNIST IDX files and Hoda .cdb files")
+    parser.add_argument("--runs_dir", type=Path, default=Path("runs/results"), help="models, logs, scores")
+    parser.add_argument("--classifiers", help='existing classifier folders, "{dataset}" standing for the name, '
+                        'e.g. "classifiers/{dataset}"; default: train them under RUNS_DIR/classifiers/')
+    parser.add_argument("--budget_scale", type=float, default=1.0,
+                        help="multiply every training budget (e.g. 0.1 for a quick check of the pipeline)")
+    parser.add_argument("--docs_dir", type=Path, default=Path("docs"), help="where the pictures go")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    args.runs_dir.mkdir(parents=True, exist_ok=True)
+    runs = args.datasets
+    datasets = sorted({RUNS[name].dataset for name in runs})
+    if "data" in args.stages:
+        prepare_data(datasets, args.data_dir, args.shared_data)
+    if "classifiers" in args.stages:
+        train_classifiers(args, datasets)
+    if "train" in args.stages:
+        for group in ([n for n in runs if RUNS[n].long], [n for n in runs if not RUNS[n].long]):
+            if group:
+                train_group(args, group)
+    if "evaluate" in args.stages:
+        evaluate_runs(args, runs)
+    if "docs" in args.stages:
+        draw_docs(args, runs)
+    if "sampling" in args.stages and "mnist" in runs:
+        compare_samplers(args)
+
+
+if __name__ == "__main__":
+    main()
