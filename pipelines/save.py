@@ -12,8 +12,9 @@ from diffusers import DDPMPipeline, UNet2DModel
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from pipelines import glyph_pipeline
-from pipelines.glyph_pipeline import DEFAULT_SCHEDULER_CLASS, GlyphDDPMPipeline
+from pipelines.glyph_pipeline import GlyphDDPMPipeline
 from pipelines.model_card import SAMPLE_GRID_NAME, write_model_card
+from pipelines.samplers import fast_sampler
 
 # The copy of the pipeline module that `DiffusionPipeline.from_pretrained(..., trust_remote_code=True)` imports;
 # model_index.json names it in `_class_name`: ["glyph_pipeline", "GlyphDDPMPipeline"].
@@ -70,7 +71,7 @@ def save_pipeline(
             f"save_pipeline: {len(class_names)} class names need a UNet with num_class_embeds="
             f"{len(class_names) + 1} (one null class for guidance), got {num_class_embeds}"
         )
-    sampler = DEFAULT_SCHEDULER_CLASS.from_config(scheduler.config)
+    sampler = fast_sampler(scheduler.config)
     if class_names is None:
         pipeline = DDPMPipeline(unet=unet, scheduler=sampler)
     else:

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import torch
-from diffusers import DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
+from diffusers import DDPMScheduler, UNet2DModel
 
 from pipelines import GlyphDDPMPipeline, image_grid
+from pipelines.samplers import fast_sampler
 from training.losses import diffusion_loss, training_target
 
 
@@ -82,7 +83,7 @@ def sample_grid(unet: UNet2DModel, scheduler: DDPMScheduler, num_images: int, nu
     Returns:
         The grid as a PIL image (grayscale for 1-channel models).
     """
-    sampler = DPMSolverMultistepScheduler.from_config(scheduler.config, algorithm_type="dpmsolver++")
+    sampler = fast_sampler(scheduler.config)
     id2label = None if class_names is None else dict(enumerate(class_names))
     pipeline = GlyphDDPMPipeline(unet=unet, scheduler=sampler, id2label=id2label)
     pipeline.set_progress_bar_config(disable=True)
