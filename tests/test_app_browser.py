@@ -4,13 +4,9 @@ Needs Debian's `chromium` package (/usr/bin/chromium) and the `playwright` Pytho
 browser); skips with a reason otherwise.
 """
 
+import importlib.util
 import io
 import math
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,17 +19,15 @@ from test_pipeline_save import tiny_unet  # the pipeline tests' tiny seeded UNet
 
 from pipelines import save_pipeline
 
-CHROMIUM = Path("/usr/bin/chromium")
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+# The screenshot script's helpers start the app and drive the page (benchmarks/ is not an installed package).
+_spec = importlib.util.spec_from_file_location(
+    "app_screenshot", Path(__file__).resolve().parents[1] / "benchmarks" / "app_screenshot.py"
+)
+app_screenshot = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(app_screenshot)
+CHROMIUM, CHROMIUM_ARGS = app_screenshot.CHROMIUM, app_screenshot.CHROMIUM_ARGS
+generate_in_page, serve_app = app_screenshot.generate_in_page, app_screenshot.serve_app
+
 SAMPLE_SIZE = 8
 CLASS_NAMES = ["ب", "۷"]
 
@@ -55,51 +49,12 @@ def tiny_model(tmp_path_factory) -> Path:
     return model_dir
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url(tiny_model, tmp_path_factory):
-    """Serve `python app.py --model TINY` on a free loopback port; yields its URL."""
-    port = _free_port()
+    """`python app.py --model TINY` on a free loopback port (one thread: the browser shares the CPU)."""
     log_path = tmp_path_factory.mktemp("app_log") / "app.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    for name in ("GRADIO_SERVER_NAME", "GRADIO_ANALYTICS_ENABLED"):  # the app's own defaults
-        env.pop(name, None)
-    with open(log_path, "w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "app.py", "--model", str(tiny_model), "--port", str(port), "--num_threads", "1"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"app.py exited with {server.returncode}:\n{log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"app.py did not serve {url} within 90 s:\n{log_path.read_text()}")
-            time.sleep(0.5)
+    with serve_app(str(tiny_model), log_path, "--num_threads", "1") as url:
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 @pytest.fixture
@@ -125,14 +80,7 @@ def test_generate_in_the_browser(app_url, browser, tmp_path):
     page.on("request", lambda request: requests.append(request.url))
     page.goto(app_url)
 
-    page.get_by_label("Character").click()
-    page.get_by_role("option", name="۷").click()
-    images_box = page.get_by_label("number input for Number of images")
-    images_box.fill(str(num_images))
-    images_box.press("Enter")
-    page.get_by_role("button", name="Generate").click()
-
-    page.locator("#status").get_by_text("Drew").wait_for(timeout=60_000)
+    generate_in_page(page, "۷", num_images)
     status = page.locator("#status").inner_text()
     assert f"Drew {num_images} × ۷" in status
     assert "s (DPM-Solver++, 20 steps)" in status  # the time taken and the default sampler
