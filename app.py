@@ -247,13 +247,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python app.py",
         description="Serve a web page that draws characters with a trained glyph DDPM.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--model",
         default=os.environ.get(MODEL_ENV_VAR, DEFAULT_MODEL),
-        help=f"a folder saved by train_ddpm.py, or a Hub model id (default: ${MODEL_ENV_VAR}, else the "
-        "README quick start's model)",
+        help=f"a folder saved by train_ddpm.py, or a Hub model id (default: ${MODEL_ENV_VAR}, else "
+        f"{DEFAULT_MODEL}, the README quick start's model)",
     )
     parser.add_argument(
         "--host", help="address to listen on (default: $GRADIO_SERVER_NAME, else 127.0.0.1, this machine only)"
