@@ -19,17 +19,18 @@ from tests.train_helpers import FAST_ARGS, make_dataset_dict
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
 
 
-def launch(*args, num_processes=None, cwd=REPO_ROOT, timeout=600, wait=True):
+def launch(*args, num_processes=None, cwd=REPO_ROOT, timeout=600, wait=True, env=None):
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
                str(REPO_ROOT / "accelerate_config.yaml")]
     if num_processes:
         # accelerate's data-parallel launcher (torchrun); on a CPU-only machine the processes use gloo.
         command += ["--multi_gpu", "--num_processes", str(num_processes)]
     command += [str(REPO_ROOT / "train_ddpm.py"), *map(str, args)]
+    env = ENV if env is None else {**env, "PYTHONPATH": str(REPO_ROOT)}
     if not wait:
-        return subprocess.Popen(command, cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-    result = subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 
@@ -59,6 +60,23 @@ def test_launch_saves_a_stock_ddpm_pipeline(blobs, tmp_path):
     pipe = DDPMPipeline.from_pretrained(str(out))
     images = pipe(batch_size=2, num_inference_steps=3, generator=torch.Generator().manual_seed(0)).images
     assert len(images) == 2 and images[0].mode == "L" and images[0].size == (16, 16)
+
+
+def test_push_to_hub_uploads_the_pipeline_only(blobs, tmp_path):
+    """--push_to_hub against the suite's loopback Hub server: the pipeline goes up; checkpoints, logs and
+    the sample history stay local."""
+    from hub_server import HubServer
+
+    out = tmp_path / "run"
+    with HubServer() as hub:
+        launch("--dataset", blobs, "--output_dir", out, *FAST_ARGS, "--max_train_steps", "2",
+               "--checkpointing_steps", "2", "--save_images_steps", "1", "--push_to_hub", "--hub_model_id",
+               "tester/train-run", env=hub.client_env(tmp_path / "hf_home"))
+        pushed = hub.files("tester/train-run")
+    assert (out / "checkpoint-2").is_dir() and (out / "samples/step-000001.png").is_file()
+    assert {"model_index.json", "unet/config.json", "scheduler/scheduler_config.json", "README.md",
+            "losses.csv", "loss_curve.png"} <= set(pushed)
+    assert not [p for p in pushed if p.startswith(("checkpoint-", "logs/", "samples/"))]
 
 
 @pytest.mark.slow
