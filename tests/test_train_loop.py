@@ -173,3 +173,15 @@ def test_default_threads_leave_out_busy_cores(monkeypatch):
     assert loop.default_cpu_threads(1) == 8 and loop.default_cpu_threads(2) == 4
     monkeypatch.setattr(loop.os, "getloadavg", lambda: (6.6, 6.0, 5.0))  # 7 cores busy elsewhere
     assert loop.default_cpu_threads(1) == 1 and loop.default_cpu_threads(4) == 1
+
+
+def test_data_too_large_for_memory_is_decoded_per_batch(blobs, tmp_path):
+    from training.data import DecodedImages, TensorImages
+
+    in_memory = make_trainer(blobs, tmp_path / "a")
+    AcceleratorState._reset_state(True)
+    streamed = make_trainer(blobs, tmp_path / "b", "--max_in_memory_gb", "0")
+    assert isinstance(in_memory.loader.dataset, TensorImages)
+    assert isinstance(streamed.loader.dataset, DecodedImages)
+    (a_images, a_labels), (b_images, b_labels) = next(iter(in_memory.loader)), next(iter(streamed.loader))
+    assert torch.equal(a_images, b_images) and torch.equal(a_labels, b_labels)  # same batch, same order
