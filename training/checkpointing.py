@@ -30,16 +30,18 @@ class TrainingProgress:
     def __init__(self):
         self.global_step = 0
         self.training_time_s = 0.0
-        self.history: list[dict] = []  # rows of {"step", "train_loss", "val_loss", "lr", "time_s"}
+        self.history: list[dict] = []  # rows of {"step", "train_loss", "val_loss", "fid", "lr", "time_s"}
+        self.best_fid: float | None = None  # the lowest Fréchet distance so far (`--keep_best_by_fid`)
 
     def state_dict(self) -> dict:
         return {"global_step": self.global_step, "training_time_s": self.training_time_s,
-                "history": [dict(row) for row in self.history]}
+                "history": [dict(row) for row in self.history], "best_fid": self.best_fid}
 
     def load_state_dict(self, state: dict) -> None:
         self.global_step = int(state["global_step"])
         self.training_time_s = float(state["training_time_s"])
         self.history = [dict(row) for row in state["history"]]
+        self.best_fid = state.get("best_fid")  # absent in checkpoints written before the check existed
 
 
 def list_checkpoints(output_dir: str | Path) -> list[Path]:

@@ -140,6 +140,18 @@ class TrainConfig:
     # Tracker logs, relative to output_dir.
     logging_dir: str = "logs"
 
+    # --- sample quality during training ---
+    # Optimizer steps between Fréchet distances of samples (EMA weights, fast sampler) to the test split;
+    # None turns the check off. The loss says little about samples; this number ranks checkpoints.
+    eval_steps: Optional[int] = None
+    # Domain classifier folder from `python -m evaluation.train_classifier`, whose features the distance is
+    # measured in (Inception features, the usual FID, judge 28-px glyphs poorly and need the internet).
+    eval_classifier: Optional[str] = None
+    # Samples per check: a few hundred rank checkpoints well; the value itself is biased upwards at small sizes.
+    eval_num_samples: int = 256
+    # Also save the EMA model with the lowest distance so far as a pipeline in output_dir/best/.
+    keep_best_by_fid: bool = False
+
     # --- checkpoints and output ---
     # Where the pipeline, checkpoints, logs, grids and loss curves go.
     output_dir: str = "ddpm-model"
@@ -306,6 +318,15 @@ def check_config(cfg: TrainConfig) -> None:
         raise ConfigError(f"--learning_rate must be positive (got {cfg.learning_rate}).")
     if cfg.resolution is not None and cfg.resolution < 8:
         raise ConfigError(f"--resolution {cfg.resolution} is too small for a UNet; use 8 or more.")
+    if cfg.eval_steps is not None and cfg.eval_steps < 1:
+        raise ConfigError(f"--eval_steps must be at least 1 (got {cfg.eval_steps}); leave it unset to turn it off.")
+    if cfg.eval_steps is not None and not cfg.eval_classifier:
+        raise ConfigError("--eval_steps needs --eval_classifier DIR, a classifier from "
+                          "`python -m evaluation.train_classifier --dataset D --output_dir DIR`.")
+    if cfg.keep_best_by_fid and cfg.eval_steps is None:
+        raise ConfigError("--keep_best_by_fid needs --eval_steps N and --eval_classifier DIR to measure the best.")
+    if cfg.eval_num_samples < 2:
+        raise ConfigError(f"--eval_num_samples must be at least 2 for a covariance (got {cfg.eval_num_samples}).")
     if cfg.push_to_hub and not cfg.hub_model_id:
         raise ConfigError("--push_to_hub needs --hub_model_id NAME (e.g. user/ddpm-mnist).")
     arch_flags = [n for n in ("block_out_channels", "layers_per_block", "attention_levels", "norm_num_groups")

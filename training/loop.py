@@ -31,6 +31,10 @@ from training.validation import ValidationSet, log_grid, sample_grid, save_grid
 # reading it every step would synchronise a GPU every step.
 LOG_EVERY = 10
 LOSS_CSV, LOSS_PNG, CONFIG_JSON = "losses.csv", "loss_curve.png", "training_config.json"
+# The folder of the best model by Fréchet distance (`--keep_best_by_fid`), inside output_dir.
+BEST_DIR = "best"
+# Names in the trackers for history keys that are not losses.
+TRACKER_NAMES = {"fid": "eval/fid"}
 
 
 def make_accelerator(cfg: TrainConfig) -> Accelerator:
@@ -89,6 +93,12 @@ class Trainer:
         self.output_dir = Path(cfg.output_dir)
         self.class_names = data.class_names if cfg.class_conditional else None
         self.null_class = len(self.class_names) if self.class_names else None
+        extractor = None
+        if cfg.eval_steps is not None:
+            # Imported here: `evaluation` pulls in `evaluate`, which runs without the check need not load.
+            from training.sample_quality import load_eval_classifier
+
+            extractor = load_eval_classifier(cfg, data.class_names, accelerator.device)  # fails before any work
 
         self.loader, self.sampler = self._make_loader(resolution, channels)
         micro_batches_per_epoch = self.sampler.batches_per_epoch
@@ -118,6 +128,12 @@ class Trainer:
         test_labels = self._labels(data.splits["test"])
         self.validation = ValidationSet(test_images[pick], None if test_labels is None else test_labels[pick],
                                         cfg.ddpm_num_steps)
+        self.fid_check = None
+        if extractor is not None and accelerator.is_main_process:
+            from training.sample_quality import FidCheck
+
+            self.fid_check = FidCheck(extractor, test_images, cfg.eval_num_samples, cfg.eval_batch_size,
+                                      cfg.num_inference_steps, cfg.seed)
         self.last_grid = None
 
     # ----- set-up helpers -----
@@ -241,7 +257,8 @@ class Trainer:
                 from sharing import push_folder
 
                 url = push_folder(self.output_dir, cfg.hub_model_id, private=cfg.hub_private_repo,
-                                  ignore_patterns=[".checkpoint-*", f"{cfg.logging_dir}/", "samples/"],
+                                  ignore_patterns=[".checkpoint-*", f"{cfg.logging_dir}/", "samples/",
+                                                   f"{BEST_DIR}/"],
                                   commit_message=f"train_ddpm.py: {self.progress.global_step} steps on "
                                                  f"{self.data.description}")
                 accelerator.print(f"Pushed to {url}")
@@ -259,6 +276,23 @@ class Trainer:
         else:
             unet.load_state_dict(online.state_dict())
         return unet
+
+    def _check_fid(self, step: int) -> None:
+        """Record the Fréchet distance of the EMA model's samples; save the model to `best/` if it is the lowest."""
+        from pipelines import save_pipeline
+
+        unet = self.final_unet()
+        fid = self.fid_check(unet, self.noise_scheduler, self.class_names)
+        self._record(step, fid=fid)
+        progress = self.progress
+        if self.cfg.keep_best_by_fid and (progress.best_fid is None or fid < progress.best_fid):
+            progress.best_fid = fid
+            # save_pipeline writes into a staging folder and moves model_index.json in last, so `best/` never
+            # looks complete while half-written.
+            card_info = {"dataset": self.data.description, "config": self.cfg.to_dict(), "global_step": step,
+                         "training_time_s": round(progress.training_time_s, 1)}
+            save_pipeline(self.output_dir / BEST_DIR, unet.cpu(), self.noise_scheduler, class_names=self.class_names,
+                          card_info=card_info)
 
     # ----- one step -----
     def _loss(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
@@ -288,7 +322,7 @@ class Trainer:
         if not history or history[-1]["step"] != step:
             history.append({"step": step, "time_s": round(self.progress.training_time_s, 2)})
         history[-1].update(values)
-        self.accelerator.log(values, step=step)
+        self.accelerator.log({TRACKER_NAMES.get(key, key): value for key, value in values.items()}, step=step)
 
     def _periodic(self, step: int) -> None:
         cfg, accelerator = self.cfg, self.accelerator
@@ -302,5 +336,7 @@ class Trainer:
                                    cfg.num_inference_steps, self.class_names, seed=cfg.seed)
                 save_grid(grid, self.output_dir, step)
                 log_grid(accelerator, grid, step)
+            if self.fid_check is not None and (step % cfg.eval_steps == 0 or step == self.max_train_steps):
+                self._check_fid(step)
         if step % cfg.checkpointing_steps == 0:
             save_checkpoint(accelerator, self.output_dir, step, cfg.checkpoints_total_limit)

@@ -67,6 +67,25 @@ class ValidationSet:
         return total / self.clean.shape[0]
 
 
+def sampling_pipeline(unet: UNet2DModel, scheduler: DDPMScheduler,
+                      class_names: list[str] | None = None) -> GlyphDDPMPipeline:
+    """The pipeline the saved model will be, built around weights in training: `unet` with the fast sampler.
+
+    Args:
+        unet: the (EMA) model; used as is, not copied.
+        scheduler: the training scheduler; the sampler (DPM-Solver++, `pipelines.samplers.fast_sampler`)
+            takes its noise schedule and prediction type.
+        class_names: for a class-conditional model, the names by class index.
+
+    Returns:
+        A `GlyphDDPMPipeline` with its progress bar off.
+    """
+    id2label = None if class_names is None else dict(enumerate(class_names))
+    pipeline = GlyphDDPMPipeline(unet=unet, scheduler=fast_sampler(scheduler.config), id2label=id2label)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
 @torch.no_grad()
 def sample_grid(unet: UNet2DModel, scheduler: DDPMScheduler, num_images: int, num_inference_steps: int,
                 class_names: list[str] | None = None, seed: int = 0) -> PIL.Image.Image:
@@ -83,10 +102,7 @@ def sample_grid(unet: UNet2DModel, scheduler: DDPMScheduler, num_images: int, nu
     Returns:
         The grid as a PIL image (grayscale for 1-channel models).
     """
-    sampler = fast_sampler(scheduler.config)
-    id2label = None if class_names is None else dict(enumerate(class_names))
-    pipeline = GlyphDDPMPipeline(unet=unet, scheduler=sampler, id2label=id2label)
-    pipeline.set_progress_bar_config(disable=True)
+    pipeline = sampling_pipeline(unet, scheduler, class_names)
     was_training = unet.training
     unet.eval()
     generator = torch.Generator(device=unet.device).manual_seed(seed)
