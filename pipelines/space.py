@@ -1,0 +1,156 @@
+"""Publish the web demo (`app.py`) with a model as a Hugging Face Space.
+
+    python -m pipelines.space runs/glyphs --repo_id me/glyphs-demo [--private] [--title "Persian glyphs"]
+    python -m pipelines.space me/glyphs-ddpm --repo_id me/glyphs-demo     # a model already on the Hub
+
+The Space holds `app.py`, the modules of `pipelines/` that it imports, `space/requirements.txt` and the
+`space/README.md` template filled in (Space metadata: `sdk: gradio`, `app_file: app.py`). A local model folder
+goes up with it as the Space's folder `model/` (not `runs/glyphs`: `runs/` folders, TensorBoard's, are never
+uploaded); a Hub model id is loaded by the Space at start-up. Either way the Space's copy of `app.py` names its
+model in `DEFAULT_MODEL`, so the Space opens it with no settings. The model folder is only read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import string
+import sys
+import tempfile
+from pathlib import Path
+
+from huggingface_hub import HfApi, SpaceCard
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
+
+from pipelines.glyph_pipeline import GlyphDDPMPipeline
+from sharing import PushError, push_folder
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE_DIR = PROJECT_ROOT / "space"
+# The modules of `pipelines` that app.py imports, directly or through them (not the command-line tools).
+APP_MODULES = ("__init__.py", "glyph_pipeline.py", "model_card.py", "samplers.py", "save.py")
+# Where a local model goes in the Space, relative to app.py.
+BUNDLED_MODEL_DIR = "model"
+_DEFAULT_MODEL_LINE = re.compile(r'^DEFAULT_MODEL = "[^"\n]*"$', re.MULTILINE)
+
+
+class SpaceError(Exception):
+    """A model or project file that cannot make a Space; the message is one line naming it and what to do."""
+
+
+def _check_local_model(folder: Path) -> None:
+    if not (folder / "model_index.json").is_file():
+        raise SpaceError(f"{folder}: not a saved pipeline (no model_index.json); pass a folder saved by train_ddpm.py")
+    try:
+        GlyphDDPMPipeline.from_pretrained(folder)  # the app's loader: fails on missing or broken weights and configs
+    except Exception as error:  # any loader failure becomes one line
+        reason = next(iter(str(error).strip().splitlines()), "") or type(error).__name__
+        message = f"{folder}: the pipeline does not load ({reason}); save it again with train_ddpm.py"
+        raise SpaceError(message) from error
+
+
+def _check_hub_model(model_id: str) -> None:
+    try:
+        validate_repo_id(model_id)
+    except HFValidationError as error:
+        message = f"{model_id}: no such folder, and not a Hub model id; pass a folder saved by train_ddpm.py"
+        raise SpaceError(message) from error
+    try:
+        found = HfApi().file_exists(model_id, "model_index.json")
+    except Exception as error:  # network and authentication failures alike
+        reason = next(iter(str(error).strip().splitlines()), "") or type(error).__name__
+        message = f"{model_id}: no such folder, and the Hub could not be asked for it as a model id ({reason})"
+        raise SpaceError(message) from error
+    if not found:
+        raise SpaceError(
+            f"{model_id}: no such folder, and no Hub model repo with a model_index.json; "
+            "pass a folder saved by train_ddpm.py or a Hub model id"
+        )
+
+
+def _copy_pipeline_files(source: Path, target: Path) -> None:
+    """Copy the files of a saved pipeline: its top-level files and the component folders in model_index.json,
+    leaving out what training keeps beside them (checkpoints, logs, sample history)."""
+    components = [name for name in json.loads((source / "model_index.json").read_text()) if not name.startswith("_")]
+    target.mkdir()
+    for path in source.iterdir():
+        if path.is_file():
+            shutil.copy2(path, target / path.name)
+        elif path.name in components:
+            shutil.copytree(path, target / path.name, ignore=shutil.ignore_patterns("__pycache__"))
+
+
+def build_space(model: str, folder: str | Path, *, title: str = "Persian DDPM") -> None:
+    """Write a Gradio Space for `model` into the empty or missing directory `folder`.
+
+    Args:
+        model (`str`): a folder saved by `save_pipeline` / train_ddpm.py (copied into the Space as `model/`), or
+            a Hub model id (loaded by the Space when it starts).
+        folder (`str` or `Path`): where to write the Space.
+        title (`str`, defaults to `"Persian DDPM"`): the Space's title, in its card and on the Hub.
+
+    Raises:
+        `SpaceError`: one line naming the model or project file and what to do.
+    """
+    folder = Path(folder)
+    local = Path(model).exists()
+    if local:
+        _check_local_model(Path(model))
+    else:
+        _check_hub_model(model)
+    app_source = PROJECT_ROOT / "app.py"
+    if not (app_source.is_file() and (TEMPLATE_DIR / "README.md").is_file()):
+        raise SpaceError(f"{PROJECT_ROOT}: no app.py or space/ folder; run this from a persian-ddpm source checkout")
+    app_model = BUNDLED_MODEL_DIR if local else model
+    app_text, count = _DEFAULT_MODEL_LINE.subn(f"DEFAULT_MODEL = {json.dumps(app_model)}", app_source.read_text())
+    if count != 1:
+        raise SpaceError(f"{app_source}: expected one `DEFAULT_MODEL = \"...\"` line to name the Space's model")
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "app.py").write_text(app_text, encoding="utf-8")
+    (folder / "pipelines").mkdir()
+    for name in APP_MODULES:
+        shutil.copy2(PROJECT_ROOT / "pipelines" / name, folder / "pipelines" / name)
+    shutil.copy2(TEMPLATE_DIR / "requirements.txt", folder / "requirements.txt")
+    template = string.Template((TEMPLATE_DIR / "README.md").read_text(encoding="utf-8"))
+    card = SpaceCard(template.substitute(title=title, model_id=app_model))
+    if local:
+        _copy_pipeline_files(Path(model), folder / BUNDLED_MODEL_DIR)
+        card.data.models = None  # the front matter's `models` links Hub repos; a bundled model has none
+    card.save(folder / "README.md")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.space",
+        description="Publish the web demo (app.py) with a model as a Gradio Space on the Hugging Face Hub.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "model", help="a folder saved by train_ddpm.py (uploaded with the Space) or a Hub model id (loaded by it)"
+    )
+    parser.add_argument("--repo_id", required=True, help='the Space, "namespace/name" (created if missing)')
+    parser.add_argument("--private", action="store_true", help="create the Space private")
+    parser.add_argument("--title", default="Persian DDPM", help="the Space's title")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="persian-ddpm-space-") as tmp:
+        try:
+            build_space(args.model, tmp, title=args.title)
+            url = push_folder(tmp, args.repo_id, repo_type="space", private=args.private,
+                              commit_message=f"Publish the persian-ddpm demo with {args.model}")  # fmt: skip
+        except (SpaceError, PushError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2 if isinstance(error, SpaceError) else 1
+    print(url)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
