@@ -2,8 +2,8 @@
 
     python app.py --model runs/glyphs          # a folder saved by train_ddpm.py, or a Hub model id
 
-This is also the app file of a Hugging Face Space (`sdk: gradio`, `app_file: app.py`; see `space/README.md`),
-where the model is the Space's `runs/glyphs` folder or the Hub id in its `PERSIAN_DDPM_MODEL` variable. The page
+This is also the app file of a Hugging Face Space (`sdk: gradio`, `app_file: app.py`): `python -m pipelines.space`
+publishes it with `DEFAULT_MODEL` set to the Space's model (its `model/` folder or a Hub id). The page
 works offline: no analytics, and only system fonts, so the browser fetches nothing beyond the app's own server.
 """
 
