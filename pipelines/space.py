@@ -41,14 +41,17 @@ class SpaceError(Exception):
     """A model or project file that cannot make a Space; the message is one line naming it and what to do."""
 
 
+def _first_line(error: Exception) -> str:
+    return next(iter(str(error).strip().splitlines()), "") or type(error).__name__
+
+
 def _check_local_model(folder: Path) -> None:
     if not (folder / "model_index.json").is_file():
         raise SpaceError(f"{folder}: not a saved pipeline (no model_index.json); pass a folder saved by train_ddpm.py")
     try:
         GlyphDDPMPipeline.from_pretrained(folder)  # the app's loader: fails on missing or broken weights and configs
     except Exception as error:  # any loader failure becomes one line
-        reason = next(iter(str(error).strip().splitlines()), "") or type(error).__name__
-        message = f"{folder}: the pipeline does not load ({reason}); save it again with train_ddpm.py"
+        message = f"{folder}: the pipeline does not load ({_first_line(error)}); save it again with train_ddpm.py"
         raise SpaceError(message) from error
 
 
@@ -61,7 +64,7 @@ def _check_hub_model(model_id: str) -> None:
     try:
         found = HfApi().file_exists(model_id, "model_index.json")
     except Exception as error:  # network and authentication failures alike
-        reason = next(iter(str(error).strip().splitlines()), "") or type(error).__name__
+        reason = _first_line(error)
         message = f"{model_id}: no such folder, and the Hub could not be asked for it as a model id ({reason})"
         raise SpaceError(message) from error
     if not found:
@@ -81,6 +84,16 @@ def _copy_pipeline_files(source: Path, target: Path) -> None:
             shutil.copy2(path, target / path.name)
         elif path.name in components:
             shutil.copytree(path, target / path.name, ignore=shutil.ignore_patterns("__pycache__"))
+
+
+def _space_card(title: str, model_id: str) -> SpaceCard:
+    """`space/README.md` filled in; the title goes into the front matter quoted (a JSON string is YAML), so that
+    any title parses."""
+    _, front_matter, body = (TEMPLATE_DIR / "README.md").read_text(encoding="utf-8").split("---\n", 2)
+    quoted_title = json.dumps(title, ensure_ascii=False)
+    front_matter = string.Template(front_matter).substitute(title=quoted_title, model_id=model_id)
+    body = string.Template(body).substitute(title=title, model_id=model_id)
+    return SpaceCard(f"---\n{front_matter}---\n{body}")
 
 
 def build_space(model: str, folder: str | Path, *, title: str = "Persian DDPM") -> None:
@@ -105,7 +118,8 @@ def build_space(model: str, folder: str | Path, *, title: str = "Persian DDPM") 
     if not (app_source.is_file() and (TEMPLATE_DIR / "README.md").is_file()):
         raise SpaceError(f"{PROJECT_ROOT}: no app.py or space/ folder; run this from a persian-ddpm source checkout")
     app_model = BUNDLED_MODEL_DIR if local else model
-    app_text, count = _DEFAULT_MODEL_LINE.subn(f"DEFAULT_MODEL = {json.dumps(app_model)}", app_source.read_text())
+    app_line = f"DEFAULT_MODEL = {json.dumps(app_model)}"
+    app_text, count = _DEFAULT_MODEL_LINE.subn(app_line, app_source.read_text(encoding="utf-8"))
     if count != 1:
         raise SpaceError(f"{app_source}: expected one `DEFAULT_MODEL = \"...\"` line to name the Space's model")
 
@@ -115,8 +129,7 @@ def build_space(model: str, folder: str | Path, *, title: str = "Persian DDPM") 
     for name in APP_MODULES:
         shutil.copy2(PROJECT_ROOT / "pipelines" / name, folder / "pipelines" / name)
     shutil.copy2(TEMPLATE_DIR / "requirements.txt", folder / "requirements.txt")
-    template = string.Template((TEMPLATE_DIR / "README.md").read_text(encoding="utf-8"))
-    card = SpaceCard(template.substitute(title=title, model_id=app_model))
+    card = _space_card(title, app_model)
     if local:
         _copy_pipeline_files(Path(model), folder / BUNDLED_MODEL_DIR)
         card.data.models = None  # the front matter's `models` links Hub repos; a bundled model has none

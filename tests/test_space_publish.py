@@ -77,7 +77,7 @@ RUN_SPACE_APP = """
 def test_local_model_is_published_with_the_app_and_the_space_runs_it(hub, model_dir, tmp_path):
     before = folder_state(model_dir)
 
-    args = ("--repo_id", "tester/glyph-demo", "--private", "--title", "Glyph demo")
+    args = ("--repo_id", "tester/glyph-demo", "--private", "--title", "Glyph demo: حروف")
     result = publish(hub, str(model_dir), *args, home=tmp_path)
 
     assert result.returncode == 0, result.stderr[-3000:]
@@ -97,8 +97,8 @@ def test_local_model_is_published_with_the_app_and_the_space_runs_it(hub, model_
     card = (space / "README.md").read_text(encoding="utf-8")
     front_matter = yaml.safe_load(card.split("---")[1])
     assert front_matter["sdk"] == "gradio" and front_matter["app_file"] == "app.py"
-    assert front_matter["title"] == "Glyph demo" and "models" not in front_matter  # a bundled model has no Hub repo
-    assert "# Glyph demo" in card and "$" not in card
+    assert front_matter["title"] == "Glyph demo: حروف" and "models" not in front_matter  # a bundled model: no repo
+    assert "\n# Glyph demo: حروف\n" in card and "$" not in card
 
     ran = last_json(run_client(hub, RUN_SPACE_APP, str(REPO_ROOT), str(space), home=tmp_path, cwd=tmp_path))
     assert ran["default_model"] == "model" and ran["class_names"] == CLASS_NAMES
