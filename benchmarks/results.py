@@ -19,6 +19,7 @@ Stages, in order (`--stages` picks some; each reads what the earlier ones wrote)
 5. `docs`: `docs/<dataset>/` gets the loss curve, a sample grid (class-conditional: one row per class)
    and a small denoising GIF.
 6. `sampling`: `python -m benchmarks.sampling` on the MNIST model.
+7. `report`: `--runs_dir/results.md`, the README's tables (scores next to the real-data floor in brackets).
 
 Every run prints its command; `--runs_dir/summary.json` collects the times, steps and scores.
 """
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-STAGES = ("data", "classifiers", "train", "evaluate", "docs", "sampling")
+STAGES = ("data", "classifiers", "train", "evaluate", "docs", "sampling", "report")
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,8 @@ class Run:
 RUNS = {
     "mnist": Run("mnist", "mnist", 22, True),
     "persian": Run("persian", "persian", 30, True, guidance_scale=2.0, num_samples=920),
-    "glyphs": Run("glyphs", "glyphs", 6, False, guidance_scale=2.0, num_samples=840),
-    "original_notebooks": Run("persian", "original_notebooks", 30, True, guidance_scale=2.0, num_samples=920),
+    "glyphs": Run("glyphs", "glyphs", 6, False, guidance_scale=2.0, num_samples=420),
+    "original_notebooks": Run("persian", "original_notebooks", 15, True, num_samples=920),
 }
 
 
@@ -170,10 +171,8 @@ def finish_run(args, name: str, wall_s: float, stopped: bool) -> None:
         # Resuming at the checkpoint's own step trains nothing and saves the EMA weights as the pipeline.
         run_command(train_command(args, name) + ["--resume_from_checkpoint", "latest", "--max_train_steps", str(step)],
                     args.runs_dir / f"save_{name}.log")
-    card = (output_dir / "README.md").read_text(encoding="utf-8") if (output_dir / "README.md").is_file() else ""
     record = {"wall_clock_s": round(wall_s, 1), "budget_min": RUNS[name].minutes * args.budget_scale,
-              "stopped_at_budget": stopped, "global_step": latest_step_in_losses(output_dir),
-              "card_has_training_time": "training_time" in card}
+              "stopped_at_budget": stopped, "global_step": latest_step_in_losses(output_dir)}
     update_summary(args, name, {"training": record})
     print(f"train: {name} done, {record}", flush=True)
 
@@ -249,7 +248,10 @@ def draw_docs(args, names: list[str]) -> None:
             extra = {"class_labels": batch} if batch else {}
             generator = [torch.Generator().manual_seed(start + i) for i in range(size)]
             images.append(pipe(batch_size=size, generator=generator, **extra, **options).images)
-        image_grid(torch.cat(images), cols=per_row).save(target / "samples.png")  # (rows*28, per_row*28)
+        grid = image_grid(torch.cat(images), cols=per_row)  # (rows * H, per_row * W)
+        if pipe.is_class_conditional:
+            grid = with_row_labels(grid, pipe.class_names)
+        grid.resize((grid.width * 2, grid.height * 2), resample=0).save(target / "samples.png")  # 2x, nearest
         # A small GIF: 8 images, 16 frames from noise to the final samples.
         extra = {"class_labels": list(range(0, len(pipe.class_names), max(1, len(pipe.class_names) // 8)))[:8]} \
             if pipe.is_class_conditional else {}
@@ -259,13 +261,85 @@ def draw_docs(args, names: list[str]) -> None:
         print(f"docs: wrote {target}/loss_curve.png, samples.png, denoising.gif", flush=True)
 
 
+def with_row_labels(grid, names: list[str]):
+    """`grid` with the requested character printed in grey left of each row (one row per class)."""
+    import matplotlib
+    from PIL import Image, ImageDraw, ImageFont
+
+    tile = grid.height // len(names)
+    # BASIC layout (no shaping) draws each character in its isolated form, the same on every machine.
+    font = ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"),
+                              int(tile * 0.7), layout_engine=ImageFont.Layout.BASIC)
+    sheet = Image.new("L", (grid.width + tile + 4, grid.height), 0)
+    draw = ImageDraw.Draw(sheet)
+    for row, name in enumerate(names):
+        draw.text((tile / 2, row * tile + tile / 2), name, font=font, fill=150, anchor="mm")
+    sheet.paste(grid, (tile + 4, 0))
+    return sheet
+
+
 # ----- 6. sampling -----
+# Samplers scored by the metrics on the MNIST model, besides its saved default (DPM-Solver++, 20 steps).
+METRIC_SAMPLERS = (("ddpm", 50),)
+
+
 def compare_samplers(args) -> None:
-    """The sampler benchmark on the MNIST model; its table goes to --runs_dir/sampling_mnist.md."""
+    """benchmarks.sampling on the MNIST model (table in --runs_dir/sampling_mnist.md), and its scores with
+    the samplers of METRIC_SAMPLERS (python -m evaluation --scheduler ..., same seeds and sample count)."""
     table = args.runs_dir / "sampling_mnist.md"
     run_command(python("-m", "benchmarks.sampling", str(args.runs_dir / "mnist"), "--num_images", "8",
                        "--image", str(args.docs_dir / "mnist" / "samplers.png")), table)
     print(table.read_text(encoding="utf-8"))
+    for sampler, steps in METRIC_SAMPLERS:
+        name = f"mnist_{sampler}{steps}"
+        run_command(python("-m", "evaluation", str(args.runs_dir / "mnist"), "--dataset", str(args.data_dir / "mnist"),
+                           "--classifier", str(classifier_dir(args, "mnist")), "--num_samples",
+                           str(RUNS["mnist"].num_samples), "--scheduler", sampler, "--num_inference_steps",
+                           str(steps), "--output_dir", str(args.runs_dir / f"eval_{name}"), "--overwrite"),
+                    args.runs_dir / f"eval_{name}.log")
+
+
+# ----- report -----
+def write_report(args, names: list[str]) -> None:
+    """`--runs_dir/results.md`: the README's tables, filled from summary.json and each metrics.json."""
+    summary = json.loads((args.runs_dir / "summary.json").read_text(encoding="utf-8"))
+    lines = ["| run | training (wall clock) | steps | images seen | Fréchet distance | KID x 1000 | precision | "
+             "recall | requested class recognised |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = [(name, name) for name in names]
+    if "mnist" in names:
+        rows += [(f"mnist_{sampler}{steps}", "mnist") for sampler, steps in METRIC_SAMPLERS]
+    for label, name in rows:
+        metrics_path = args.runs_dir / f"eval_{label}" / "metrics.json"
+        if name not in summary or not metrics_path.is_file():
+            continue
+        training = summary[name].get("training", {})
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        config = json.loads((args.runs_dir / name / "training_config.json").read_text(encoding="utf-8"))
+        samples, floor = metrics["samples"], metrics["real_data_floor"]
+        step = training.get("global_step")
+        cells = [f"{label} ({metrics['scheduler']}, {metrics['num_inference_steps'] or 'default'} steps)",
+                 f"{training.get('wall_clock_s', 0) / 60:.1f} min", str(step),
+                 f"{step * config['train_batch_size']:,}" if step else "?"]
+        for key, scale, digits in (("frechet_distance", 1, 2), ("kernel_distance", 1000, 1), ("precision", 1, 3),
+                                   ("recall", 1, 3), ("class_accuracy", 100, 1)):
+            if key in samples:
+                unit = "%" if key == "class_accuracy" else ""
+                cells.append(f"{samples[key] * scale:.{digits}f}{unit} ({floor[key] * scale:.{digits}f}{unit})")
+            else:
+                cells.append("–")
+        lines.append("| " + " | ".join(cells) + " |")
+        per_class = [row for row in metrics["per_class"] if row.get("recognised") is not None]
+        if per_class:
+            ranked = sorted(per_class, key=lambda row: row["recognised"])
+            lines.append("")
+            lines.append(f"{name}: recognised per class (sorted, lowest first; most often confused with): " + ", ".join(
+                f"{row['class']} {row['recognised'] * 100:.0f}%"
+                + (f" (→{row['most_confused_with']})" if row["recognised"] < 0.8 and row["most_confused_with"] else "")
+                for row in ranked))
+            lines.append("")
+    report = args.runs_dir / "results.md"
+    report.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(report.read_text(encoding="utf-8"))
 
 
 def parse_args() -> argparse.Namespace:
@@ -304,6 +378,8 @@ def main() -> None:
         draw_docs(args, runs)
     if "sampling" in args.stages and "mnist" in runs:
         compare_samplers(args)
+    if {"evaluate", "report"} & set(args.stages):
+        write_report(args, runs)
 
 
 if __name__ == "__main__":
