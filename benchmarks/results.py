@@ -1,6 +1,6 @@
 """Reproduce the README's Results: data, domain classifiers, time-boxed training, scores, pictures, samplers.
 
-    python -m benchmarks.results                                   # everything, about 1 hour on 2 cores
+    python -m benchmarks.results                                   # everything: over an hour on 2 cores
     python -m benchmarks.results --classifiers "classifiers/{dataset}"   # reuse trained classifiers
     python -m benchmarks.results --stages evaluate docs sampling   # re-score and redraw finished runs
 
@@ -18,7 +18,7 @@ Stages, in order (`--stages` picks some; each reads what the earlier ones wrote)
 4. `evaluate`: `python -m evaluation` on each model (scores next to the real-data floor).
 5. `docs`: `docs/<dataset>/` gets the loss curve, a sample grid (class-conditional: one row per class)
    and a small denoising GIF.
-6. `sampling`: `python -m benchmarks.sampling` on the MNIST model.
+6. `sampling`: `python -m benchmarks.sampling` on the MNIST model, and its scores with DDPM, 50 steps.
 7. `report`: `--runs_dir/results.md`, the README's tables (scores next to the real-data floor in brackets).
 
 Every run prints its command; `--runs_dir/summary.json` collects the times, steps and scores.
@@ -342,6 +342,7 @@ def write_report(args, names: list[str]) -> None:
 
 
 def parse_args() -> argparse.Namespace:
+    """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES), help="stages to run, in order")
     parser.add_argument("--datasets", nargs="+", choices=sorted(RUNS), default=["mnist", "persian", "glyphs"],
@@ -359,6 +360,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> None:
+    """Run the chosen stages in order for the chosen runs."""
     args = parse_args()
     args.runs_dir.mkdir(parents=True, exist_ok=True)
     runs = args.datasets
