@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from .card import write_card
 from .classes import MNIST_CLASSES, NUMERIC_TABLES, persian_order
-from .errors import DataPrepError
+from .errors import DataPrepError, first_line
 from .glyphs import glyph_source
 from .hoda_cdb import cdb_source
 from .idx import hub_sources, idx_sources
@@ -307,7 +307,7 @@ def prepare(kind: str, *, output_dir: str | os.PathLike, overwrite: bool = False
         except DataPrepError:
             raise
         except Exception as error:  # network, auth and server errors come in many types
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            reason = first_line(error)
             raise DataPrepError(
                 f"--push_to_hub {config.push_to_hub}: the push failed ({reason}); the dataset is saved in "
                 f"{output_dir}, push it again with data_prep.push_dataset"

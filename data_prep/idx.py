@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from .classes import MNIST_CLASSES
-from .errors import DataPrepError
+from .errors import DataPrepError, first_line
 from .normalize import resize_square
 from .sources import Source, file_provenance
 
@@ -129,7 +129,7 @@ def hub_sources(repo_id: str, image_size: int) -> list[Source]:
     try:
         dataset_dict = datasets.load_dataset(repo_id)
     except Exception as error:  # network, auth and format errors come in many types
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = first_line(error)
         raise DataPrepError(
             f"--source {repo_id}: not a local directory, and loading it from the Hugging Face Hub failed "
             f"({reason}); pass a directory holding the MNIST IDX files"
