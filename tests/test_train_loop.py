@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 from accelerate.state import AcceleratorState
-from diffusers import DDPMScheduler, UNet2DModel
+from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
 from safetensors.torch import load_file
 
 import train_ddpm
@@ -185,3 +185,24 @@ def test_data_too_large_for_memory_is_decoded_per_batch(blobs, tmp_path):
     assert isinstance(streamed.loader.dataset, DecodedImages)
     (a_images, a_labels), (b_images, b_labels) = next(iter(in_memory.loader)), next(iter(streamed.loader))
     assert torch.equal(a_images, b_images) and torch.equal(a_labels, b_labels)  # same batch, same order
+
+
+def test_time_budget_stops_at_a_logging_step_and_saves_everything(blobs, tmp_path):
+    """A budget far below one logging window stops the run at the first logged step (10), not at 50."""
+    run(blobs, tmp_path, "--max_train_steps", "50", "--max_train_minutes", "1e-6", "--checkpointing_steps", "100")
+    config = json.loads((tmp_path / "unet" / "config.json").read_text())
+    assert config["sample_size"] == 16
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["checkpoint-10"]  # resumable with a larger budget
+    steps = [row["step"] for row in _csv_rows(tmp_path / "losses.csv")]
+    assert steps[-1] == "10"
+    pipeline = DDPMPipeline.from_pretrained(str(tmp_path))
+    assert pipeline(batch_size=1, num_inference_steps=2, output_type="np").images.shape == (1, 16, 16, 1)
+
+
+def test_channels_last_training_saves_contiguous_weights(blobs, tmp_path):
+    trainer = make_trainer(blobs, tmp_path, "--max_train_steps", "1", "--lr_warmup_steps", "0", "--no-use_ema")
+    conv = trainer.accelerator.unwrap_model(trainer.unet).down_blocks[0].resnets[0].conv1.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    trainer.train()
+    saved = trainer.final_unet()
+    assert all(p.is_contiguous() for p in saved.parameters())

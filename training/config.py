@@ -91,6 +91,9 @@ class TrainConfig:
     num_epochs: int = 100
     # Optimizer steps to train for; overrides num_epochs when set.
     max_train_steps: Optional[int] = None
+    # Wall-clock budget in minutes (training, validation and sample grids, counted across resumes): at the first
+    # logging step past it, training stops and the model is saved as it is. None trains to the last step.
+    max_train_minutes: Optional[float] = None
     # Micro-batches per optimizer step, to reach a large batch on small memory.
     gradient_accumulation_steps: int = 1
     # Peak learning rate; None takes the preset's (small UNets train fastest near 1e-3, large ones near 2e-4).
@@ -308,6 +311,9 @@ def check_config(cfg: TrainConfig) -> None:
             raise ConfigError(f"--{name} must be at least 1 (got {getattr(cfg, name)}).")
     if cfg.max_train_steps is not None and cfg.max_train_steps < 1:
         raise ConfigError(f"--max_train_steps must be at least 1 (got {cfg.max_train_steps}).")
+    if cfg.max_train_minutes is not None and cfg.max_train_minutes <= 0:
+        raise ConfigError(f"--max_train_minutes must be positive (got {cfg.max_train_minutes}); leave it unset for "
+                          "no time limit.")
     if cfg.checkpoints_total_limit is not None and cfg.checkpoints_total_limit < 1:
         raise ConfigError("--checkpoints_total_limit must be at least 1; leave it unset to keep every checkpoint.")
     if not 0.0 <= cfg.class_dropout < 1.0:
