@@ -60,7 +60,7 @@ def check_config(config: EvaluationConfig) -> str | None:
 def load_pipeline(model: str, config: EvaluationConfig) -> GlyphDDPMPipeline:
     """The model as a `GlyphDDPMPipeline` on `config.device`, with the requested sampler."""
     try:
-        pipeline = GlyphDDPMPipeline.from_pretrained(model)
+        pipeline = GlyphDDPMPipeline.from_pretrained(model).enable_channels_last()
     except (OSError, ValueError, KeyError) as error:
         raise EvaluationError(
             f"MODEL {model}: not a saved diffusers pipeline ({str(error).splitlines()[0]}); "
