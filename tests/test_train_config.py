@@ -49,9 +49,9 @@ def test_yaml_file_sets_values_and_flags_override_it(tmp_path):
 
 def test_json_file(tmp_path):
     file = tmp_path / "run.json"
-    file.write_text(json.dumps({"prediction_type": "v_prediction", "snr_gamma": 5}))
+    file.write_text(json.dumps({"prediction_type": "epsilon", "snr_gamma": None, "ddpm_beta_schedule": "linear"}))
     cfg = parse_config(["--config", str(file)])
-    assert cfg.prediction_type == "v_prediction" and cfg.snr_gamma == 5.0
+    assert (cfg.prediction_type, cfg.snr_gamma, cfg.ddpm_beta_schedule) == ("epsilon", None, "linear")
 
 
 @pytest.mark.parametrize(
@@ -121,3 +121,9 @@ def test_cli_error_is_one_line_and_exit_2(tmp_path):
     assert len(lines) == 1, result.stderr
     assert "python -m data_prep persian" in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_optional_numbers_take_none_on_the_command_line():
+    assert parse_config([]).snr_gamma == 5.0
+    assert parse_config(["--snr_gamma", "none"]).snr_gamma is None
+    assert parse_config(["--max_train_minutes", "None", "--snr_gamma", "2.5"]).snr_gamma == 2.5
