@@ -71,7 +71,7 @@ def load_model(model: str) -> GlyphDDPMPipeline:
         ModelLoadError: with one line naming the model, the reason and what to do.
     """
     try:
-        pipe = GlyphDDPMPipeline.from_pretrained(model).enable_channels_last()
+        pipe = GlyphDDPMPipeline.from_pretrained(model)
     except Exception as error:  # any loader failure (missing folder, offline Hub, bad files) becomes one line
         reason = next(iter(str(error).strip().splitlines()), "").rstrip(".") or type(error).__name__
         if not os.path.isdir(model):

@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--image", help="also write every sampler's images to this PNG")
     args = parser.parse_args()
 
-    pipe = GlyphDDPMPipeline.from_pretrained(args.model).to(args.device).enable_channels_last()
+    pipe = GlyphDDPMPipeline.from_pretrained(args.model).to(args.device)
     pipe.set_progress_bar_config(disable=True)
     config = pipe.unet.config
     latents = torch.randn(

@@ -5,9 +5,8 @@ data, and a baseline trained the way diffusers' `train_unconditional.py` does it
 
 The baseline is the `tiny` architecture fed like the diffusers example: images converted to 3-channel
 RGB and transformed per sample, every step, in a DataLoader (resize, center crop, to tensor, normalise;
-done here with PIL + numpy since torchvision is not a dependency), NCHW layout. Ours: 1 channel, the split
-decoded once into a uint8 tensor, a batch is one index (training/data.py), channels_last (NHWC) weights
-and activations as training/loop.py trains; the "tiny, NCHW" row isolates the layout's share. Configurations are measured in
+done here with PIL + numpy since torchvision is not a dependency). Ours: 1 channel, the split decoded
+once into a uint8 tensor, a batch is one index (training/data.py). Configurations are measured in
 interleaved rounds (each round times every configuration once) and the median is reported, so that
 load from other processes on a shared machine hits all of them alike.
 """
@@ -52,14 +51,11 @@ def diffusers_example_loader(split, image_column: str, resolution: int, batch_si
 class Setup:
     """One configuration: a model, its optimizer, an endless batch iterator, precision and threads."""
 
-    def __init__(self, name, preset, channels, batches, resolution, precision, threads, device, num_classes=None,
-                 channels_last=True):
+    def __init__(self, name, preset, channels, batches, resolution, precision, threads, device, num_classes=None):
         cfg = TrainConfig(model_preset=preset)
         torch.manual_seed(0)
         self.name, self.precision, self.threads, self.device = name, precision, threads, device
         self.unet = build_unet(cfg, resolution, channels, num_classes).to(device).train()
-        if channels_last:  # as training/loop.py trains
-            self.unet = self.unet.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.AdamW(self.unet.parameters(), lr=learning_rate(cfg))
         self.scheduler = build_noise_scheduler(cfg)
         self.batches, self.params = batches, count_parameters(self.unet)
@@ -140,10 +136,8 @@ def main() -> None:
         return forever(make_loader(ours, sampler), lambda batch: to_model_range(batch[0]))
 
     baseline_loader = diffusers_example_loader(split, data.image_column, resolution, args.batch_size, 0)
-    setups = [Setup("diffusers-example baseline (tiny, 3 ch, per-step PIL, NCHW)", "tiny", 3,
-                    forever(baseline_loader), resolution, "fp32", threads, device, channels_last=False),
-              Setup("tiny, NCHW (ours without channels_last)", "tiny", channels, our_batches(), resolution, "fp32",
-                    threads, device, channels_last=False)]
+    setups = [Setup("diffusers-example baseline (tiny, 3 ch, per-step PIL)", "tiny", 3, forever(baseline_loader),
+                    resolution, "fp32", threads, device)]
     for preset in args.presets:
         for precision in precisions:
             setups.append(Setup(f"{preset}", preset, channels, our_batches(), resolution, precision, threads, device))

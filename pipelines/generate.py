@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     check_args(parser, args)
     try:
-        pipe = GlyphDDPMPipeline.from_pretrained(args.model).to(args.device).enable_channels_last()
+        pipe = GlyphDDPMPipeline.from_pretrained(args.model).to(args.device)
     except (OSError, ValueError) as error:
         parser.error(f"model {args.model}: cannot load it ({str(error).splitlines()[0]})")
     if args.scheduler:

@@ -198,11 +198,3 @@ def test_time_budget_stops_at_a_logging_step_and_saves_everything(blobs, tmp_pat
     pipeline = DDPMPipeline.from_pretrained(str(tmp_path))
     assert pipeline(batch_size=1, num_inference_steps=2, output_type="np").images.shape == (1, 16, 16, 1)
 
-
-def test_channels_last_training_saves_contiguous_weights(blobs, tmp_path):
-    trainer = make_trainer(blobs, tmp_path, "--max_train_steps", "1", "--lr_warmup_steps", "0", "--no-use_ema")
-    conv = trainer.accelerator.unwrap_model(trainer.unet).down_blocks[0].resnets[0].conv1.weight
-    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
-    trainer.train()
-    saved = trainer.final_unet()
-    assert all(p.is_contiguous() for p in saved.parameters())

@@ -105,9 +105,6 @@ class Trainer:
         self.max_train_steps = cfg.max_train_steps or cfg.num_epochs * math.ceil(
             micro_batches_per_epoch / cfg.gradient_accumulation_steps)
 
-        # NHWC activations: oneDNN's convolutions (CPU) and cuDNN's (GPU) are faster in this layout; measured
-        # 1.27x images/s for the tiny preset on a 2-core CPU (benchmarks/train_throughput.py).
-        unet = unet.to(memory_format=torch.channels_last)
         optimizer = torch.optim.AdamW(unet.parameters(), lr=learning_rate(cfg), betas=(cfg.adam_beta1, cfg.adam_beta2),
                                       weight_decay=cfg.adam_weight_decay, eps=cfg.adam_epsilon)
         # Stepped by hand once per optimizer step (not through accelerator.prepare, which steps it once per
