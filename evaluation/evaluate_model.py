@@ -57,10 +57,23 @@ def check_config(config: EvaluationConfig) -> str | None:
     return None
 
 
+# The classifier's top-class probability from which an image counts as a recognisable character.
+RECOGNISABLE_CONFIDENCE = 0.9
+
+
+def recognisable_share(logits: torch.Tensor) -> float:
+    """Share of images whose most likely class has softmax probability >= RECOGNISABLE_CONFIDENCE.
+
+    "How many samples are digits at all", which the distribution distances blur together with style: a
+    plain count, so written here rather than as an `evaluate` module.
+    """
+    return (logits.float().softmax(dim=1).amax(dim=1) >= RECOGNISABLE_CONFIDENCE).float().mean().item()
+
+
 def load_pipeline(model: str, config: EvaluationConfig) -> GlyphDDPMPipeline:
     """The model as a `GlyphDDPMPipeline` on `config.device`, with the requested sampler."""
     try:
-        pipeline = GlyphDDPMPipeline.from_pretrained(model).enable_channels_last()
+        pipeline = GlyphDDPMPipeline.from_pretrained(model)
     except (OSError, ValueError, KeyError) as error:
         raise EvaluationError(
             f"MODEL {model}: not a saved diffusers pipeline ({str(error).splitlines()[0]}); "
@@ -146,7 +159,7 @@ def evaluate_model(model: str, config: EvaluationConfig) -> dict:
 
     test_features, test_logits, test_labels = split_features(extractor, dataset_dict["test"])
     train = dataset_dict["train"].shuffle(seed=config.seed)
-    floor_features, _, _ = split_features(extractor, train.select(range(min(config.num_samples, len(train)))))
+    floor_features, floor_logits, _ = split_features(extractor, train.select(range(min(config.num_samples, len(train)))))
 
     start = time.perf_counter()
     images, requested = sample_images(
@@ -164,6 +177,7 @@ def evaluate_model(model: str, config: EvaluationConfig) -> dict:
     options = {"kid_subset_size": config.kid_subset_size, "seed": config.seed}
     samples = distribution_scores(test_features, sample_features, **options)
     floor = distribution_scores(test_features, floor_features, **options)
+    samples["recognisable"], floor["recognisable"] = recognisable_share(sample_logits), recognisable_share(floor_logits)
     class_scores = None
     if conditional:
         accuracy = load_metric("class_accuracy")

@@ -10,6 +10,7 @@ SUMMARY_ROWS = {
     "kernel_distance": ("KID x 1000 (lower is better)", "{:.3f}"),
     "precision": ("precision (realism)", "{:.3f}"),
     "recall": ("recall (coverage)", "{:.3f}"),
+    "recognisable": ("recognisable (classifier at least 90% sure of some class)", "{:.2%}"),
     "class_accuracy": ("class accuracy (requested class recognised)", "{:.2%}"),
 }
 PER_CLASS_COLUMNS = (

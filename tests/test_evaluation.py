@@ -44,8 +44,12 @@ def run(setup, model: str, *extra: str) -> tuple[int, dict]:
 def test_unconditional_model_report_has_scores_next_to_the_floor(setup, capsys):
     code, metrics = run(setup, "uncond")
     assert code == 0
-    keys = {"frechet_distance", "kernel_distance", "kernel_distance_std", "precision", "recall"}
+    keys = {"frechet_distance", "kernel_distance", "kernel_distance_std", "precision", "recall", "recognisable"}
     assert set(metrics["samples"]) == keys and set(metrics["real_data_floor"]) == keys
+    # The classifier is sure of most real shapes (this tiny one is also sure of much of the noise, so the
+    # samples' share is only range-checked; test_recognisable_share_counts_confident_predictions checks the count).
+    assert metrics["real_data_floor"]["recognisable"] >= 0.5
+    assert 0.0 <= metrics["samples"]["recognisable"] <= 1.0
     assert metrics["class_conditional"] is False and metrics["num_samples"] == 12
     assert metrics["num_test_images"] == 30 and metrics["num_floor_images"] == 12
     # Two-step samples of an untrained UNet are noise: much farther from the test set than real train images.
@@ -124,3 +128,11 @@ def test_too_few_samples_is_an_argument_error(setup, capsys):
         main([str(root / "uncond"), "--dataset", str(dataset), "--output_dir", "x", "--num_samples", "1"])
     assert exit_info.value.code == 2
     assert "--num_samples 1: must be at least 2" in capsys.readouterr().err
+
+
+def test_recognisable_share_counts_confident_predictions():
+    from evaluation.evaluate_model import RECOGNISABLE_CONFIDENCE, recognisable_share
+
+    sure, unsure = torch.tensor([10.0, 0.0, 0.0]), torch.tensor([1.0, 0.9, 0.0])
+    assert torch.softmax(sure, 0).max() >= RECOGNISABLE_CONFIDENCE > torch.softmax(unsure, 0).max()
+    assert recognisable_share(torch.stack([sure, unsure, sure, unsure])) == 0.5
