@@ -78,7 +78,7 @@ class TrainConfig:
     ddpm_num_steps: int = 1000
     # Beta schedule: `squaredcos_cap_v2` (cosine, Nichol & Dhariwal 2021) or `linear` (Ho et al. 2020). Cosine
     # with v targets and min-SNR-5 is the default by measurement: on MNIST it reached in 400 steps the
-    # Fréchet distance that linear betas with epsilon targets reached in 800 (README, "Results"). Cosine
+    # Fréchet distance that linear betas with epsilon targets reached in 800 (README, "Training"). Cosine
     # with epsilon targets is a poor pair: its DPM-Solver++ samples were still noise after 1500 steps.
     ddpm_beta_schedule: str = "squaredcos_cap_v2"
     # What the UNet predicts: the noise, the velocity v (Salimans & Ho 2022) or the clean image.
