@@ -17,7 +17,8 @@ Stages, in order (`--stages` picks some; each reads what the earlier ones wrote)
 4. `evaluate`: `python -m evaluation` on each model (scores next to the real-data floor).
 5. `docs`: `docs/<dataset>/` gets the loss curve, a sample grid (class-conditional: one row per class)
    and a small denoising GIF.
-6. `sampling`: `python -m benchmarks.sampling` on the MNIST model, and its scores with DDPM, 50 steps.
+6. `sampling`: `python -m benchmarks.sampling` on the MNIST model, and its scores with the samplers of
+   `METRIC_SAMPLERS` (DPM-Solver++ 10, DDIM 50, DDPM 50).
 7. `report`: `--runs_dir/results.md`, the README's tables (scores next to the real-data floor in brackets).
 
 Every run prints its command; `--runs_dir/summary.json` collects the times, steps and scores.
@@ -125,12 +126,7 @@ def train_runs(args, names: list[str]) -> None:
     """Train the runs one after another, each stopped by train_ddpm.py at its wall-clock budget and saved."""
     for name in names:
         started = time.monotonic()
-        command = train_command(args, name)
-        print("$", " ".join(command), flush=True)
-        with open(args.runs_dir / f"train_{name}.log", "w") as log:
-            result = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        if result.returncode:
-            sys.exit(f"training {name} failed; see {args.runs_dir / f'train_{name}.log'}")
+        run_command(train_command(args, name), args.runs_dir / f"train_{name}.log")
         output_dir = args.runs_dir / name
         config = json.loads((output_dir / "training_config.json").read_text(encoding="utf-8"))
         step = latest_step_in_losses(output_dir)
