@@ -27,6 +27,7 @@ import torch  # noqa: E402
 
 from pipelines import GlyphDDPMPipeline, image_grid, save_trajectory_gif  # noqa: E402
 from pipelines.glyph_pipeline import DEFAULT_NUM_INFERENCE_STEPS  # noqa: E402
+from pipelines.fast_inference import inference_autocast  # noqa: E402
 from pipelines.samplers import use_sampler  # noqa: E402
 
 # The model the README quick start trains; `--model` and $PERSIAN_DDPM_MODEL override it.
@@ -134,16 +135,17 @@ def generate(
     num_frames = min(GIF_FRAMES, steps + 1)
     start = time.perf_counter()
     try:
-        output = pipe(
-            batch_size=int(num_images),
-            class_labels=None if character == ANY_CHARACTER else character,
-            guidance_scale=guidance_scale if pipe.is_class_conditional else 1.0,
-            num_inference_steps=steps,
-            generator=torch.Generator(device="cpu").manual_seed(int(seed)),
-            output_type="pt",
-            # record enough steps for the GIF: 1 + steps // k >= num_frames
-            trajectory_every=max(1, steps // (num_frames - 1)),
-        )
+        with inference_autocast(pipe.device):  # bf16 on a CPU with native bf16: faster, same scores
+            output = pipe(
+                batch_size=int(num_images),
+                class_labels=None if character == ANY_CHARACTER else character,
+                guidance_scale=guidance_scale if pipe.is_class_conditional else 1.0,
+                num_inference_steps=steps,
+                generator=torch.Generator(device="cpu").manual_seed(int(seed)),
+                output_type="pt",
+                # record enough steps for the GIF: 1 + steps // k >= num_frames
+                trajectory_every=max(1, steps // (num_frames - 1)),
+            )
     except ValueError as error:  # e.g. more steps than the noise schedule has, or a character of another model
         raise gr.Error(str(error)) from error
     seconds = time.perf_counter() - start

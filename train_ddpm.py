@@ -15,8 +15,9 @@ from accelerate.utils import set_seed
 
 from training.config import ConfigError, TrainConfig, parse_config
 from training.data import DataError, image_channels, load_glyph_data, native_resolution
-from training.loop import Trainer, make_accelerator
+from training.loop import Trainer, make_accelerator, make_state
 from training.model import build_noise_scheduler, build_unet, count_parameters
+from training.precision import resolve_mixed_precision
 
 
 def check_data(cfg: TrainConfig, data) -> None:
@@ -31,12 +32,12 @@ def check_data(cfg: TrainConfig, data) -> None:
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_config(argv)
 
-    # 1. accelerate: processes, devices, mixed precision, trackers
-    accelerator = make_accelerator(cfg)
-    set_seed(cfg.seed, device_specific=True)  # per-process noise; weights come from the same seed below
+    # 1. processes and CPU threads (the Accelerator follows once the precision is chosen)
+    state = make_state(cfg)
+    set_seed(cfg.seed + state.process_index)  # per-process noise; weights come from the same seed below
 
     # 2. data: the named set (built on first use by the main process), a folder or a Hub id
-    with accelerator.main_process_first():
+    with state.main_process_first():
         data = load_glyph_data(cfg.dataset, cfg.data_dir, cfg.seed)
     check_data(cfg, data)
     train_split = data.splits["train"]
@@ -44,14 +45,22 @@ def main(argv: list[str] | None = None) -> None:
     channels = image_channels(train_split, data.image_column)
 
     # 3. model and noise schedule (identical initial weights on every process)
+    num_classes = len(data.class_names) if cfg.class_conditional else None
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed)
-        unet = build_unet(cfg, resolution, channels, len(data.class_names) if cfg.class_conditional else None)
+        unet = build_unet(cfg, resolution, channels, num_classes)
     noise_scheduler = build_noise_scheduler(cfg)
-    accelerator.print(f"{len(train_split)} training images, {channels}x{resolution}x{resolution}; "
-                      f"UNet with {count_parameters(unet) / 1e6:.2f}M parameters.")
 
-    # 4. train, then save the pipeline, the loss curve and CSV
+    # 4. accelerate: mixed precision (`auto` measures this model on this machine), accumulation, trackers
+    precision, reason = resolve_mixed_precision(cfg.mixed_precision, unet, cfg.train_batch_size, state,
+                                                None if num_classes is None else num_classes + 1)
+    accelerator = make_accelerator(cfg, precision)
+    count = torch.get_num_threads()
+    threads = f", {count} CPU thread{'s' if count > 1 else ''}" if state.device.type == "cpu" else ""
+    accelerator.print(f"{len(train_split)} training images, {channels}x{resolution}x{resolution}; "
+                      f"UNet with {count_parameters(unet) / 1e6:.2f}M parameters; precision: {reason}{threads}.")
+
+    # 5. train, then save the pipeline, the loss curve and CSV
     trainer = Trainer(cfg, accelerator, unet, noise_scheduler, data, resolution, channels)
     trainer.start()
     trainer.train()

@@ -17,7 +17,7 @@ import PIL.ImageDraw
 import torch
 
 from pipelines import GlyphDDPMPipeline, image_grid
-from pipelines.samplers import SAMPLERS
+from pipelines.samplers import use_sampler
 from pipelines.generate import parse_class_label
 
 # (label, sampler name in pipelines.samplers.SAMPLERS, steps, seed for the sampler's own noise)
@@ -34,7 +34,7 @@ REFERENCE = ("DDPM 1000 (reference)", "ddpm", 1000, 0)
 
 def sample(pipe: GlyphDDPMPipeline, sampler: str, steps: int, seed: int, latents: torch.Tensor, **kwargs):
     """Images (B, C, H, W) in [0, 1] from `latents` with `sampler`, and the seconds it took."""
-    pipe.scheduler = SAMPLERS[sampler].from_config(pipe.scheduler.config)
+    use_sampler(pipe, sampler)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     if latents.device.type == "cuda":
         torch.cuda.synchronize()

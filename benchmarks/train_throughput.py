@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -51,8 +53,9 @@ def diffusers_example_loader(split, image_column: str, resolution: int, batch_si
 class Setup:
     """One configuration: a model, its optimizer, an endless batch iterator, precision and threads."""
 
-    def __init__(self, name, preset, channels, batches, resolution, precision, threads, device, num_classes=None):
-        cfg = TrainConfig(model_preset=preset)
+    def __init__(self, name, preset, channels, batches, resolution, precision, threads, device, num_classes=None,
+                 attention_levels=None):
+        cfg = TrainConfig(model_preset=preset, attention_levels=attention_levels)
         torch.manual_seed(0)
         self.name, self.precision, self.threads, self.device = name, precision, threads, device
         self.unet = build_unet(cfg, resolution, channels, num_classes).to(device).train()
@@ -108,6 +111,20 @@ def forever(loader, convert=None):
         epoch += 1
 
 
+@contextlib.contextmanager
+def other_jobs(count: int):
+    """`count` busy-loop processes (other jobs on the machine) while the block runs; each ends by itself within
+    an hour if this one is killed."""
+    script = "import time\nend = time.time() + 3600\nwhile time.time() < end: pass"
+    spinners = [subprocess.Popen([sys.executable, "-c", script]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -121,6 +138,8 @@ def main() -> None:
                         help="CPU thread counts to compare for tiny fp32 (the first is used for the rest)")
     parser.add_argument("--precisions", nargs="+", default=None,
                         help="default: fp32 bf16 on CPU, fp32 bf16 fp16 on CUDA")
+    parser.add_argument("--busy", type=int, default=0,
+                        help="run this many CPU-bound processes alongside, as other jobs on a shared machine")
     args = parser.parse_args()
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -141,21 +160,27 @@ def main() -> None:
     for preset in args.presets:
         for precision in precisions:
             setups.append(Setup(f"{preset}", preset, channels, our_batches(), resolution, precision, threads, device))
+        if preset == "tiny":
+            for precision in precisions[:2]:  # the previous tiny preset, with attention at 7x7
+                setups.append(Setup("tiny + 7x7 attention", preset, channels, our_batches(), resolution, precision,
+                                    threads, device, attention_levels=(2,)))
         if preset == "tiny" and device.type == "cpu":
             for other in args.threads[1:]:
-                setups.append(Setup("tiny", preset, channels, our_batches(), resolution, "fp32", other, device))
+                for precision in precisions[:2]:
+                    setups.append(Setup("tiny", preset, channels, our_batches(), resolution, precision, other, device))
 
-    for setup in setups:  # warm-up: first-call allocations and kernel selection
-        setup.measure(1)
-        setup.images.clear(), setup.data_seconds.clear()
-    for round_index in range(args.rounds):
-        for setup in setups:
-            setup.measure(args.steps)
-        print(f"round {round_index + 1}/{args.rounds} done", flush=True)
+    with other_jobs(args.busy):
+        for setup in setups:  # warm-up: first-call allocations and kernel selection
+            setup.measure(1)
+            setup.images.clear(), setup.data_seconds.clear()
+        for round_index in range(args.rounds):
+            for setup in setups:
+                setup.measure(args.steps)
+            print(f"round {round_index + 1}/{args.rounds} done", flush=True)
 
     baseline = statistics.median(setups[0].images)
     print(f"\n{len(split)} training images, {resolution} px, batch {args.batch_size}, device {device}, "
-          f"{args.rounds} rounds x {args.steps} steps, medians\n")
+          f"{args.rounds} rounds x {args.steps} steps, medians, {args.busy} busy-loop process(es) alongside\n")
     print("| configuration | params | precision | threads | images/s | data loading | vs baseline |")
     print("|---|---|---|---|---|---|---|")
     for setup in setups:

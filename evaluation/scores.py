@@ -74,6 +74,7 @@ def fid_for_pipeline(
     seed: int = 0,
     num_inference_steps: int | None = None,
     guidance_scale: float = 1.0,
+    autocast: bool = True,
 ) -> float:
     """Fréchet distance of `num_samples` pipeline samples to reference features: the training-time check.
 
@@ -88,8 +89,8 @@ def fid_for_pipeline(
             `split_features(extractor, dataset_dict["test"])[0]`, computed once.
         num_samples (`int`, defaults to 256): samples drawn (a few hundred: enough to rank checkpoints; the
             absolute value is biased upwards at small sizes).
-        batch_size (`int`), seed (`int`), num_inference_steps (`int`), guidance_scale (`float`): as in
-            `sample_images`.
+        batch_size (`int`), seed (`int`), num_inference_steps (`int`), guidance_scale (`float`), autocast
+            (`bool`): as in `sample_images`.
 
     Returns:
         `float`: the Fréchet distance in the classifier's feature space (lower is better).
@@ -103,6 +104,7 @@ def fid_for_pipeline(
         num_inference_steps=num_inference_steps,
         guidance_scale=guidance_scale,
         progress=False,
+        autocast=autocast,
     )
     features, _ = extractor(images)  # (num_samples, D)
     inputs = metric_inputs(reference_features, features)

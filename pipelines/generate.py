@@ -12,6 +12,7 @@ import PIL.Image
 import torch
 
 from pipelines.glyph_pipeline import DEFAULT_NUM_INFERENCE_STEPS, GlyphDDPMPipeline, image_grid, save_trajectory_gif
+from pipelines.fast_inference import inference_autocast
 from pipelines.samplers import SAMPLERS, use_sampler
 
 
@@ -102,16 +103,17 @@ def main(argv: list[str] | None = None) -> None:
     class_label = parse_class_label(args.class_name, pipe.class_names)
     pipe.set_progress_bar_config(disable=True)
     try:
-        output = pipe(
-            batch_size=args.num_images,
-            class_labels=class_label,
-            guidance_scale=args.guidance_scale,
-            num_inference_steps=args.steps,
-            generator=torch.Generator(device="cpu").manual_seed(args.seed),
-            output_type="pt",
-            # enough recorded steps for the requested frames: 1 + steps // k >= gif_frames
-            trajectory_every=max(1, args.steps // (args.gif_frames - 1)) if args.gif else None,
-        )
+        with inference_autocast(pipe.device):  # bf16 on a CPU with native bf16: faster, same scores
+            output = pipe(
+                batch_size=args.num_images,
+                class_labels=class_label,
+                guidance_scale=args.guidance_scale,
+                num_inference_steps=args.steps,
+                generator=torch.Generator(device="cpu").manual_seed(args.seed),
+                output_type="pt",
+                # enough recorded steps for the requested frames: 1 + steps // k >= gif_frames
+                trajectory_every=max(1, args.steps // (args.gif_frames - 1)) if args.gif else None,
+            )
     except ValueError as error:
         parser.error(str(error))
     save_atomically(image_grid(output.images.cpu(), args.cols), args.output)

@@ -25,7 +25,7 @@ from huggingface_hub import snapshot_download
 
 # Models are saved with DPM-Solver++ (2M, Lu et al. 2022, arXiv:2211.01095; see `pipelines.samplers.fast_sampler`),
 # and 20 steps make 50x fewer UNet calls than 1000-step DDPM. `benchmarks/sampling.py` measures its closeness to
-# DDPM-1000; see README, "Samplers".
+# DDPM-1000; see docs/benchmarks.md, "Samplers".
 DEFAULT_NUM_INFERENCE_STEPS = 20
 
 ClassLabel = int | str
@@ -264,7 +264,8 @@ class GlyphDDPMPipeline(DiffusionPipeline):
             # 1. predict the noise (or v, or x_0: the UNet's training target)
             model_input = torch.cat([sample] * 2) if guided else sample  # (2B or B, C, H, W)
             model_input = self.scheduler.scale_model_input(model_input, t)
-            model_output = self.unet(model_input, t, class_labels=labels).sample
+            # Under bf16 autocast the UNet returns bf16; the scheduler's update stays in the sample's precision.
+            model_output = self.unet(model_input, t, class_labels=labels).sample.to(sample.dtype)
             if guided:
                 # 2. classifier-free guidance, eq. (6) of Ho & Salimans 2022 (arXiv:2207.12598) with s = 1 + w
                 uncond, cond = model_output.chunk(2)  # 2 x (B, C, H, W)

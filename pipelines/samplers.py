@@ -1,16 +1,8 @@
 """The samplers (diffusers schedulers) offered by the CLI and compared by `benchmarks/sampling.py`."""
 
-from diffusers import DDIMScheduler, DDPMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler
-
-# Name -> scheduler class. Each is built from the saved scheduler's config, so all share the training noise
-# schedule and prediction type: ancestral DDPM (Ho et al. 2020, arXiv:2006.11239), deterministic DDIM (Song et
-# al. 2021, arXiv:2010.02502) and second-order multistep DPM-Solver++ (Lu et al. 2022, arXiv:2211.01095).
-SAMPLERS = {
-    "ddpm": DDPMScheduler,
-    "ddim": DDIMScheduler,
-    "dpm++": DPMSolverMultistepScheduler,
-}
-
+from diffusers import (DDIMScheduler, DDPMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler,
+                       UniPCMultistepScheduler)
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 # DPM-Solver++ steps in lambda(t) = log(alpha_t / sigma_t). The cosine schedule caps its last betas at 0.999, so
 # alpha_T is nearly 0 and lambda_T -> -inf: the first data estimate x0 = (x_T - sigma_T eps) / alpha_T is then
@@ -20,16 +12,37 @@ SAMPLERS = {
 COSINE_LAMBDA_MIN = -5.1
 
 
-def fast_sampler(config) -> DPMSolverMultistepScheduler:
-    """The default sampler: second-order multistep DPM-Solver++ on the noise schedule described by `config`
-    (any diffusers scheduler config), with lambda clipped for the cosine schedule."""
-    clip = COSINE_LAMBDA_MIN if config.get("beta_schedule") == "squaredcos_cap_v2" else float("-inf")
-    return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", lambda_min_clipped=clip)
+def _dpm_solver(algorithm: str):
+    """A builder of multistep DPM-Solver++ (deterministic, or its SDE variant), lambda clipped for cosine betas."""
+
+    def build(config) -> DPMSolverMultistepScheduler:
+        clip = COSINE_LAMBDA_MIN if config.get("beta_schedule") == "squaredcos_cap_v2" else float("-inf")
+        return DPMSolverMultistepScheduler.from_config(config, algorithm_type=algorithm, lambda_min_clipped=clip)
+
+    return build
+
+
+# Name -> builder from a scheduler config, so all share the training noise schedule and prediction type: ancestral
+# DDPM (Ho et al. 2020, arXiv:2006.11239), deterministic DDIM (Song et al. 2021, arXiv:2010.02502), second-order
+# multistep DPM-Solver++ and its stochastic SDE form (Lu et al. 2022, arXiv:2211.01095), and UniPC (Zhao et al.
+# 2023, arXiv:2302.04867). Each runs in stock `DDPMPipeline` (none needs `scale_model_input`).
+SAMPLERS = {
+    "ddpm": DDPMScheduler.from_config,
+    "ddim": DDIMScheduler.from_config,
+    "dpm++": _dpm_solver("dpmsolver++"),
+    "dpm++sde": _dpm_solver("sde-dpmsolver++"),
+    "unipc": UniPCMultistepScheduler.from_config,
+}
+
+
+def fast_sampler(config) -> SchedulerMixin:
+    """The default sampler, saved with every model: second-order multistep DPM-Solver++ on the noise schedule
+    described by `config` (any diffusers scheduler config), with lambda clipped for the cosine schedule."""
+    return SAMPLERS["dpm++"](config)
 
 
 def use_sampler(pipeline: DiffusionPipeline, name: str) -> None:
     """Replace `pipeline.scheduler` by the sampler `name` (a key of `SAMPLERS`) with the same noise schedule."""
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
-    config = pipeline.scheduler.config
-    pipeline.scheduler = fast_sampler(config) if name == "dpm++" else SAMPLERS[name].from_config(config)
+    pipeline.scheduler = SAMPLERS[name](pipeline.scheduler.config)

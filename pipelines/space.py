@@ -31,7 +31,7 @@ from sharing import PushError, push_folder
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_DIR = PROJECT_ROOT / "space"
 # The modules of `pipelines` that app.py imports, directly or through them (not the command-line tools).
-APP_MODULES = ("__init__.py", "glyph_pipeline.py", "model_card.py", "samplers.py", "save.py")
+APP_MODULES = ("__init__.py", "fast_inference.py", "glyph_pipeline.py", "model_card.py", "samplers.py", "save.py")
 # Where a local model goes in the Space, relative to app.py.
 BUNDLED_MODEL_DIR = "model"
 _DEFAULT_MODEL_LINE = re.compile(r'^DEFAULT_MODEL = "[^"\n]*"$', re.MULTILINE)

@@ -42,7 +42,7 @@ def unet_weights(folder):
 
 def make_trainer(blobs, tmp_path, *extra):
     cfg = parse_config(["--dataset", blobs, "--output_dir", str(tmp_path), *FAST_ARGS, *extra])
-    accelerator = make_accelerator(cfg)
+    accelerator = make_accelerator(cfg, cfg.mixed_precision)
     data = load_glyph_data(cfg.dataset)
     torch.manual_seed(cfg.seed)
     unet = build_unet(cfg, 16, 1, len(data.class_names) if cfg.class_conditional else None)
@@ -165,16 +165,6 @@ def test_gradient_accumulation_counts_optimizer_steps(blobs, tmp_path):
     assert trainer.lr_scheduler.get_last_lr()[0] == pytest.approx(0.3 * 1e-3)
 
 
-def test_default_threads_leave_out_busy_cores(monkeypatch):
-    from training import loop
-
-    monkeypatch.setattr(loop.os, "cpu_count", lambda: 8)
-    monkeypatch.setattr(loop.os, "getloadavg", lambda: (0.2, 0.2, 0.2))
-    assert loop.default_cpu_threads(1) == 8 and loop.default_cpu_threads(2) == 4
-    monkeypatch.setattr(loop.os, "getloadavg", lambda: (6.6, 6.0, 5.0))  # 7 cores busy elsewhere
-    assert loop.default_cpu_threads(1) == 1 and loop.default_cpu_threads(4) == 1
-
-
 def test_data_too_large_for_memory_is_decoded_per_batch(blobs, tmp_path):
     from training.data import DecodedImages, TensorImages
 
@@ -198,3 +188,13 @@ def test_time_budget_stops_at_a_logging_step_and_saves_everything(blobs, tmp_pat
     pipeline = DDPMPipeline.from_pretrained(str(tmp_path))
     assert pipeline(batch_size=1, num_inference_steps=2, output_type="np").images.shape == (1, 16, 16, 1)
 
+
+
+def test_snapshots_are_saved_as_pipelines_when_their_minute_passes(blobs, tmp_path):
+    run(blobs, tmp_path, "--max_train_steps", "50", "--max_train_minutes", "1e-6", "--snapshot_minutes", "1e-7")
+    snapshot = tmp_path / "snapshots" / "1e-07min"
+    progress = json.loads((snapshot / "progress.json").read_text())
+    assert progress["global_step"] == 10  # the first logging step past the minute
+    assert torch.equal(unet_weights(snapshot)["conv_in.weight"], unet_weights(tmp_path)["conv_in.weight"])
+    pipeline = DDPMPipeline.from_pretrained(str(snapshot))
+    assert pipeline(batch_size=1, num_inference_steps=2, output_type="np").images.shape == (1, 16, 16, 1)

@@ -32,16 +32,19 @@ class TrainingProgress:
         self.training_time_s = 0.0
         self.history: list[dict] = []  # rows of {"step", "train_loss", "val_loss", "fid", "lr", "time_s"}
         self.best_fid: float | None = None  # the lowest Fréchet distance so far (`--keep_best_by_fid`)
+        self.snapshots_saved: list[float] = []  # the `--snapshot_minutes` already saved
 
     def state_dict(self) -> dict:
         return {"global_step": self.global_step, "training_time_s": self.training_time_s,
-                "history": [dict(row) for row in self.history], "best_fid": self.best_fid}
+                "history": [dict(row) for row in self.history], "best_fid": self.best_fid,
+                "snapshots_saved": list(self.snapshots_saved)}
 
     def load_state_dict(self, state: dict) -> None:
         self.global_step = int(state["global_step"])
         self.training_time_s = float(state["training_time_s"])
         self.history = [dict(row) for row in state["history"]]
         self.best_fid = state.get("best_fid")  # absent in checkpoints written before the check existed
+        self.snapshots_saved = [float(m) for m in state.get("snapshots_saved", [])]
 
 
 def list_checkpoints(output_dir: str | Path) -> list[Path]:

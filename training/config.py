@@ -24,7 +24,7 @@ import yaml
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
-MIXED_PRECISION = ("no", "fp16", "bf16")
+MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 LOGGERS = ("tensorboard", "wandb", "none")
 MODEL_PRESETS = ("tiny", "small", "base")
 
@@ -87,8 +87,9 @@ class TrainConfig:
     snr_gamma: Optional[float] = 5.0
 
     # --- optimisation ---
-    # Images per process per micro-batch; the effective batch is this x processes x accumulation steps.
-    train_batch_size: int = 128
+    # Images per process per micro-batch; the effective batch is this x processes x accumulation steps. 64: on a
+    # CPU budget of minutes, more and smaller updates learn faster per image seen (docs/time_to_quality.md).
+    train_batch_size: int = 64
     # Passes over the training split; ignored when max_train_steps is set.
     num_epochs: int = 100
     # Optimizer steps to train for; overrides num_epochs when set.
@@ -100,10 +101,11 @@ class TrainConfig:
     gradient_accumulation_steps: int = 1
     # Peak learning rate; None takes the preset's (small UNets train fastest near 1e-3, large ones near 2e-4).
     learning_rate: Optional[float] = None
-    # diffusers' LR schedule name; counted in optimizer steps (not micro-batches).
+    # diffusers' LR schedule name; counted in optimizer steps (not micro-batches), and with --max_train_minutes in
+    # the share of the budget used when that is further along, so that it decays to the end of the budget.
     lr_scheduler: str = "cosine"
-    # Linear warm-up steps; AdamW at 1e-3 diverges on a fresh UNet without a few hundred.
-    lr_warmup_steps: int = 200
+    # Linear warm-up steps; AdamW at 1e-3 on a fresh UNet needs about a hundred.
+    lr_warmup_steps: int = 100
     # AdamW first-moment decay.
     adam_beta1: float = 0.9
     # AdamW second-moment decay.
@@ -114,11 +116,14 @@ class TrainConfig:
     adam_epsilon: float = 1e-8
     # Gradient-norm clip; guards the first steps where the loss at high noise levels spikes.
     max_grad_norm: float = 1.0
-    # `no`, `bf16` (CPU and GPU) or `fp16` (GPU only); unset follows `accelerate config` / the launch flags.
-    mixed_precision: Optional[str] = None
+    # `auto` keeps what `accelerate launch --mixed_precision` asked for, else measures a few steps in float32
+    # and in bf16 and takes the faster (never bf16 on a CPU without native bf16; training/precision.py);
+    # `no`, `bf16` (CPU and GPU) or `fp16` (GPU only) force one.
+    mixed_precision: str = "auto"
     # Seed for weights, data order and noise; the same seed gives the same run.
     seed: int = 0
-    # CPU threads per process; None gives each local process its share of the cores not busy with other work.
+    # CPU threads per process; None gives each local process its share of the cores that other jobs are not
+    # using at start-up (measured over half a second, training/threads.py).
     num_threads: Optional[int] = None
 
     # --- EMA ---
@@ -156,6 +161,9 @@ class TrainConfig:
     eval_num_samples: int = 256
     # Also save the EMA model with the lowest distance so far as a pipeline in output_dir/best/.
     keep_best_by_fid: bool = False
+    # Also save the (EMA) model as a pipeline in output_dir/snapshots/<M>min/ when training time passes each
+    # of these minutes, e.g. `2 5 10`: quality against time from one run (benchmarks/time_to_quality.py).
+    snapshot_minutes: Optional[tuple[float, ...]] = None
 
     # --- checkpoints and output ---
     # Where the pipeline, checkpoints, logs, grids and loss curves go.
@@ -314,7 +322,7 @@ def check_config(cfg: TrainConfig) -> None:
         ConfigError: with one sentence naming the flag(s) and what to do.
     """
     for name, choices in _CHOICES.items():
-        if getattr(cfg, name) not in choices and not (name == "mixed_precision" and cfg.mixed_precision is None):
+        if getattr(cfg, name) not in choices:
             raise ConfigError(f"--{name} {getattr(cfg, name)!r} is not one of {', '.join(choices)}.")
     positive = ("train_batch_size", "gradient_accumulation_steps", "ddpm_num_steps", "num_epochs",
                 "validation_steps", "save_images_steps", "checkpointing_steps", "eval_batch_size",
@@ -344,6 +352,8 @@ def check_config(cfg: TrainConfig) -> None:
                           "`python -m evaluation.train_classifier --dataset D --output_dir DIR`.")
     if cfg.keep_best_by_fid and cfg.eval_steps is None:
         raise ConfigError("--keep_best_by_fid needs --eval_steps N and --eval_classifier DIR to measure the best.")
+    if cfg.snapshot_minutes is not None and any(m <= 0 for m in cfg.snapshot_minutes):
+        raise ConfigError(f"--snapshot_minutes must all be positive (got {list(cfg.snapshot_minutes)}).")
     if cfg.eval_num_samples < 2:
         raise ConfigError(f"--eval_num_samples must be at least 2 for a covariance (got {cfg.eval_num_samples}).")
     if cfg.push_to_hub and not cfg.hub_model_id:

@@ -10,13 +10,13 @@ import time
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import ProjectConfiguration
 from diffusers import DDPMScheduler, UNet2DModel
-from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
+from pipelines import save_pipeline
 from training.checkpointing import (TrainingProgress, load_checkpoint, remove_partial_checkpoints, resolve_resume,
                                     save_checkpoint)
 from training.config import ConfigError, TrainConfig
@@ -24,6 +24,8 @@ from training.data import (EpochBatchSampler, GlyphData, TensorImages, DecodedIm
                            random_hflip, to_model_range)
 from training.losses import diffusion_loss, training_target
 from training.model import learning_rate
+from training.schedule import build_lr_scheduler
+from training.threads import default_cpu_threads
 from training.plots import plot_loss_curve, write_loss_csv
 from training.validation import ValidationSet, log_grid, sample_grid, save_grid
 
@@ -33,45 +35,44 @@ LOG_EVERY = 10
 LOSS_CSV, LOSS_PNG, CONFIG_JSON = "losses.csv", "loss_curve.png", "training_config.json"
 # The folder of the best model by Fréchet distance (`--keep_best_by_fid`), inside output_dir.
 BEST_DIR = "best"
+# The folder of the models saved at --snapshot_minutes, inside output_dir.
+SNAPSHOT_DIR = "snapshots"
+# Inside each snapshot: the step and training time it was saved at.
+SNAPSHOT_PROGRESS = "progress.json"
 # Names in the trackers for history keys that are not losses.
 TRACKER_NAMES = {"fid": "eval/fid"}
 
 
-def make_accelerator(cfg: TrainConfig) -> Accelerator:
-    """The run's Accelerator (mixed precision, accumulation, trackers), with CPU threads set sensibly.
+def make_state(cfg: TrainConfig) -> PartialState:
+    """The processes of the run (before the Accelerator, whose precision is chosen with the model in hand),
+    with this process's CPU threads set."""
+    # Several processes without a GPU (`accelerate launch --multi_gpu --num_processes 2` on a CPU machine):
+    # accelerate only sets up gloo data parallelism across them when told the run is on the CPU.
+    multi_process_cpu = int(os.environ.get("WORLD_SIZE", 1)) > 1 and not torch.cuda.is_available()
+    state = PartialState(cpu=multi_process_cpu)
+    if state.device.type == "cpu":
+        local_processes = max(1, state.num_processes // max(1, int(os.environ.get("ACCELERATE_NUM_MACHINES", 1))))
+        torch.set_num_threads(cfg.num_threads or default_cpu_threads(local_processes))
+    return state
+
+
+def make_accelerator(cfg: TrainConfig, mixed_precision: str) -> Accelerator:
+    """The run's Accelerator (mixed precision as resolved, accumulation, trackers).
 
     Raises:
         ConfigError: fp16 was asked for on a machine without a GPU.
     """
-    if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
+    if mixed_precision == "fp16" and not torch.cuda.is_available():
         raise ConfigError("--mixed_precision fp16 needs a GPU; use bf16 (or no) on a CPU.")
     output_dir = Path(cfg.output_dir)
-    # Several processes without a GPU (`accelerate launch --multi_gpu --num_processes 2` on a CPU machine):
-    # accelerate only sets up gloo data parallelism across them when told the run is on the CPU.
     multi_process_cpu = int(os.environ.get("WORLD_SIZE", 1)) > 1 and not torch.cuda.is_available()
-    accelerator = Accelerator(
+    return Accelerator(
         cpu=multi_process_cpu,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        mixed_precision=cfg.mixed_precision,
+        mixed_precision=mixed_precision,
         log_with=None if cfg.logger == "none" else cfg.logger,
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / cfg.logging_dir)),
     )
-    if accelerator.device.type == "cpu":
-        torch.set_num_threads(cfg.num_threads or default_cpu_threads(accelerator.num_processes))
-    return accelerator
-
-
-def default_cpu_threads(num_processes: int) -> int:
-    """CPU threads per process: the cores not busy with other work, shared among this machine's processes.
-
-    Measured on a 2-core machine shared with other jobs (README, "Training throughput"): two OpenMP
-    threads were several times slower than one, because each step waits for a descheduled thread; so
-    cores already loaded (1-minute load average) are not counted.
-    """
-    cores = os.cpu_count() or 1
-    local_processes = max(1, num_processes // max(1, int(os.environ.get("ACCELERATE_NUM_MACHINES", 1))))
-    free_cores = cores - int(os.getloadavg()[0] + 0.5)
-    return max(1, min(cores // local_processes, free_cores))
 
 
 class Trainer:
@@ -107,10 +108,12 @@ class Trainer:
 
         optimizer = torch.optim.AdamW(unet.parameters(), lr=learning_rate(cfg), betas=(cfg.adam_beta1, cfg.adam_beta2),
                                       weight_decay=cfg.adam_weight_decay, eps=cfg.adam_epsilon)
+        # Share of --max_train_minutes used, agreed by all processes at each logging step (`_sync_budget`).
+        self.budget_used = 0.0
         # Stepped by hand once per optimizer step (not through accelerator.prepare, which steps it once per
-        # process), so warm-up and decay are counted in optimizer steps whatever the accumulation.
-        self.lr_scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=cfg.lr_warmup_steps,
-                                          num_training_steps=self.max_train_steps)
+        # process), so warm-up and decay are counted in optimizer steps whatever the accumulation; with a
+        # time budget the decay follows the budget (training/schedule.py).
+        self.lr_scheduler = build_lr_scheduler(cfg, optimizer, self.max_train_steps, lambda: self.budget_used)
         self.unet, self.optimizer = accelerator.prepare(unet, optimizer)
         self.progress = TrainingProgress()
         accelerator.register_for_checkpointing(self.lr_scheduler, self.progress)
@@ -181,6 +184,8 @@ class Trainer:
             if self.ema is not None:
                 self.ema.to(accelerator.device)  # accelerate loads custom state onto the CPU
             accelerator.print(f"Resumed from {checkpoint} at step {self.progress.global_step}.")
+        if cfg.max_train_minutes is not None:  # a resumed run goes on down the learning-rate schedule
+            self.budget_used = self.progress.training_time_s / (60 * cfg.max_train_minutes)
 
     def train(self) -> None:
         """Optimise from `progress.global_step` to `max_train_steps`."""
@@ -224,7 +229,9 @@ class Trainer:
                                     img_s=f"{speed:.0f}")
                     loss_sum.zero_()
                     steps_in_window, window_start = 0, time.perf_counter()
-                    if self._out_of_time():
+                    self._sync_budget()
+                    self._save_snapshots()
+                    if self.budget_used >= 1.0:
                         accelerator.print(f"Stopping at step {step}: --max_train_minutes {cfg.max_train_minutes} "
                                           f"reached after {progress.training_time_s / 60:.1f} minutes.")
                         self.max_train_steps, self.timed_out = step, True
@@ -233,18 +240,35 @@ class Trainer:
                     break
         bar.close()
 
-    def _out_of_time(self) -> bool:
-        """Whether any process has used up `--max_train_minutes`, so that all of them stop at the same step."""
+    def _sync_budget(self) -> None:
+        """Set `budget_used` to the largest share of `--max_train_minutes` used by any process, so that all
+        of them follow the same learning rate and stop at the same step."""
         if self.cfg.max_train_minutes is None:
-            return False
-        over = torch.tensor(float(self.progress.training_time_s >= 60 * self.cfg.max_train_minutes),
+            return
+        used = torch.tensor([self.progress.training_time_s / (60 * self.cfg.max_train_minutes)],
                             device=self.accelerator.device)
-        return self.accelerator.reduce(over, reduction="sum").item() > 0
+        self.budget_used = self.accelerator.gather(used).max().item()
+
+    def _save_snapshots(self) -> None:
+        """Save the (EMA) model as a pipeline under `snapshots/<minutes>min/` once training time passes each of
+        `--snapshot_minutes` (for quality-against-time curves; benchmarks/time_to_quality.py)."""
+        cfg, progress = self.cfg, self.progress
+        due = [m for m in cfg.snapshot_minutes or () if progress.training_time_s >= 60 * m
+               and m not in progress.snapshots_saved]
+        if not due:
+            return
+        progress.snapshots_saved.extend(due)
+        if self.accelerator.is_main_process:
+            state = {"global_step": progress.global_step, "training_time_s": round(progress.training_time_s, 1)}
+            card_info = {"dataset": self.data.description, "config": cfg.to_dict(), **state}
+            unet = self.final_unet().cpu()
+            for minutes in due:
+                folder = self.output_dir / SNAPSHOT_DIR / f"{minutes:g}min"
+                save_pipeline(folder, unet, self.noise_scheduler, class_names=self.class_names, card_info=card_info)
+                (folder / SNAPSHOT_PROGRESS).write_text(json.dumps(state) + "\n", encoding="utf-8")
 
     def finish(self) -> None:
         """Save the final (EMA) model as a diffusers pipeline, the loss CSV and curve, and push if asked."""
-        from pipelines import save_pipeline
-
         accelerator, cfg = self.accelerator, self.cfg
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
@@ -292,8 +316,6 @@ class Trainer:
 
     def _check_fid(self, step: int) -> None:
         """Record the Fréchet distance of the EMA model's samples; save the model to `best/` if it is the lowest."""
-        from pipelines import save_pipeline
-
         unet = self.final_unet()
         fid = self.fid_check(unet, self.noise_scheduler, self.class_names)
         self._record(step, fid=fid)

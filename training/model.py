@@ -2,11 +2,11 @@
 
 Presets (parameter counts for 1-channel 28 px data; the class embedding of a conditional model adds
 `(classes + 1) x 4 x block_out_channels[0]`). Images/s are measured by `benchmarks/train_throughput.py`
-(README, "Training throughput").
+(docs/benchmarks.md, "Training throughput").
 
 | preset | block_out_channels | layers | attention at | parameters | meant for |
 |--------|--------------------|--------|--------------|------------|-----------|
-| tiny   | (32, 64, 64)       | 1      | 7x7          | 1.1M       | a 2-core CPU: digits in 20-30 minutes |
+| tiny   | (32, 64, 64)       | 1      | none         | 1.0M       | a 2-core CPU: readable digits in minutes |
 | small  | (64, 128, 128)     | 2      | 7x7          | 6.5M       | a laptop CPU for hours, or any GPU |
 | base   | (128, 256, 256)    | 2      | 14x14, 7x7   | 27M        | a GPU; the 46 Persian classes at their best |
 
@@ -36,7 +36,7 @@ class Preset:
 
 
 PRESETS = {
-    "tiny": Preset((32, 64, 64), 1, (2,), 8, 0.0, 1e-3),
+    "tiny": Preset((32, 64, 64), 1, (), 8, 0.0, 1e-3),
     "small": Preset((64, 128, 128), 2, (2,), 32, 0.1, 5e-4),
     "base": Preset((128, 256, 256), 2, (1, 2), 32, 0.1, 2e-4),
 }

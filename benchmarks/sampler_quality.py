@@ -1,0 +1,78 @@
+"""Samplers by quality per second: every sampler at several step counts, scored with the metrics.
+
+    python -m benchmarks.sampler_quality MODEL --dataset data/mnist --classifier classifiers/mnist
+
+Each (sampler, steps) pair draws the same `--num_samples` seeded images (`python -m evaluation`'s sampling:
+image i from seed i, the saved noise schedule) and is scored in the domain classifier's feature space against
+the test split: Fréchet distance and recognisable share next to the real-data floor, precision, recall, and
+the seconds the sampling took. `--float32_too` also scores the saved sampler without bf16 autocast, which
+shows what the fast inference path costs in quality. Writes `OUTPUT_DIR/results.md` and `results.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from evaluation.evaluate_model import EvaluationConfig, evaluate_model
+from pipelines.samplers import SAMPLERS
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("model", help="a saved pipeline folder")
+    parser.add_argument("--dataset", required=True, help="the model's dataset (python -m evaluation --dataset)")
+    parser.add_argument("--classifier", required=True, help="domain classifier folder")
+    parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=list(SAMPLERS))
+    parser.add_argument("--steps", type=int, nargs="+", default=[5, 10, 15, 20, 25])
+    parser.add_argument("--num_samples", type=int, default=1000)
+    parser.add_argument("--batch_size", type=int, default=100)
+    parser.add_argument("--guidance_scale", type=float, default=1.0)
+    parser.add_argument("--float32_too", action="store_true", help="also score DPM-Solver++ 20 in float32")
+    parser.add_argument("--output_dir", type=Path, default=Path("runs/sampler_quality"))
+    return parser.parse_args(argv)
+
+
+def score(args, sampler: str, steps: int, autocast: bool = True) -> dict:
+    """Sample and score one setting (kept when already scored)."""
+    name = f"{sampler}_{steps}" + ("" if autocast else "_fp32")
+    out = args.output_dir / name
+    if not (out / "metrics.json").is_file():
+        config = EvaluationConfig(dataset=args.dataset, output_dir=str(out), classifier=args.classifier,
+                                  num_samples=args.num_samples, batch_size=args.batch_size, scheduler=sampler,
+                                  num_inference_steps=steps, guidance_scale=args.guidance_scale, autocast=autocast,
+                                  overwrite=True)
+        evaluate_model(args.model, config)
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    return {"sampler": sampler, "steps": steps, "autocast": autocast, "seconds": metrics["sampling_time_s"],
+            "samples": metrics["samples"], "floor": metrics["real_data_floor"]}
+
+
+def table(rows: list[dict], num_samples: int) -> str:
+    lines = [f"| sampler | steps | bf16 autocast | seconds for {num_samples:,} | Fréchet distance | recognisable | "
+             "precision | recall |", "|---|---|---|---|---|---|---|---|"]
+    for row in sorted(rows, key=lambda r: (r["sampler"], r["steps"], not r["autocast"])):
+        samples, floor = row["samples"], row["floor"]
+        lines.append(f"| {row['sampler']} | {row['steps']} | {'yes' if row['autocast'] else 'no'} | "
+                     f"{row['seconds']:.1f} | {samples['frechet_distance']:.2f} ({floor['frechet_distance']:.2f}) | "
+                     f"{100 * samples['recognisable']:.1f}% ({100 * floor['recognisable']:.1f}%) | "
+                     f"{samples['precision']:.3f} | {samples['recall']:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    rows = [score(args, sampler, steps) for sampler in args.samplers for steps in args.steps]
+    if args.float32_too:
+        rows.append(score(args, "dpm++", 20, autocast=False))
+    text = table(rows, args.num_samples)
+    (args.output_dir / "results.md").write_text(text + "\n", encoding="utf-8")
+    (args.output_dir / "results.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

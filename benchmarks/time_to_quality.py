@@ -1,0 +1,251 @@
+"""Time to quality: train recipes under one wall-clock budget and score each at several points.
+
+    python -m benchmarks.time_to_quality                           # MNIST, 20 minutes, 4 recipes
+    python -m benchmarks.time_to_quality --minutes 1 --num_samples 200   # a quick check (a few minutes)
+    python -m benchmarks.time_to_quality --recipes default --variant "lr2e-3:--learning_rate 2e-3"
+
+Each recipe trains on the same data for `--minutes` and saves its model at `--points` (minutes of
+training time, from one run each: train_ddpm.py's `--snapshot_minutes`). Every saved model is then
+scored by `python -m evaluation` with the domain classifier (Fréchet distance, recognisable share,
+precision and recall, each next to the real-data floor), and a table (markdown), `results.json` and a
+plot of quality against minutes are written. Fair by construction, said in the output:
+
+- `--mode pinned` (default on 2+ cores): one recipe per core, each pinned to it (`os.sched_setaffinity`)
+  with one thread, as many at once as there are cores;
+- `--mode sequential`: one recipe at a time on all cores.
+
+Recipes: `default` (`configs/<dataset>.yaml`, this project's recipe), `previous` (the recipe before
+the time-to-quality work: `benchmarks/recipes/previous.yaml`), `diffusers_example` (the settings of
+diffusers' `train_unconditional.py` on the same UNet: `benchmarks/recipes/diffusers_example.yaml`)
+and `bare_loop` (`benchmarks/bare_loop.py`). A `--variant NAME:FLAGS` is `default` plus train_ddpm.py
+flags, for measuring one lever.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RECIPE_FILES = {"previous": "benchmarks/recipes/previous.yaml",
+                "diffusers_example": "benchmarks/recipes/diffusers_example.yaml"}
+RECIPES = ("default", "previous", "diffusers_example", "bare_loop")
+# Scores read from each metrics.json: (key, label, scale, higher is better).
+SCORES = (("recognisable", "recognisable", 100, True), ("frechet_distance", "Fréchet distance", 1, False),
+          ("precision", "precision", 1, True), ("recall", "recall", 1, True))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--dataset", default="mnist", help="a train_ddpm.py --dataset name under --data_dir")
+    parser.add_argument("--data_dir", default="data", help="where named datasets live")
+    parser.add_argument("--classifier", default=None, help="domain classifier folder (default classifiers/DATASET)")
+    parser.add_argument("--minutes", type=float, default=20.0, help="wall-clock training budget of every recipe")
+    parser.add_argument("--points", type=float, nargs="+", default=[2, 5, 10, 20],
+                        help="minutes at which each recipe is scored (those past --minutes are dropped; "
+                             "--minutes itself is always one)")
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=RECIPES, help="recipes to train")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:FLAGS",
+                        help="also train `default` with these train_ddpm.py flags, under NAME")
+    parser.add_argument("--mode", choices=("pinned", "sequential"), default=None,
+                        help="one recipe per core, or one at a time on all cores (default: pinned on 2+ cores)")
+    parser.add_argument("--num_samples", type=int, default=1000, help="samples scored per point")
+    parser.add_argument("--guidance_scale", type=float, default=1.0, help="for class-conditional recipes")
+    parser.add_argument("--output_dir", type=Path, default=Path("runs/time_to_quality"))
+    parser.add_argument("--plot", type=Path, default=None, help="where the plot goes (default OUTPUT_DIR/plot.png)")
+    parser.add_argument("--skip_training", action="store_true", help="score and report recipes trained before")
+    args = parser.parse_args(argv)
+    args.points = sorted({p for p in args.points if p < args.minutes} | {args.minutes})
+    args.classifier = args.classifier or str(Path("classifiers", args.dataset))
+    args.mode = args.mode or ("pinned" if len(os.sched_getaffinity(0)) > 1 else "sequential")
+    return args
+
+
+def recipe_commands(args) -> dict[str, list[str]]:
+    """The training command of each recipe, without the core/thread settings."""
+    points = [f"{p:g}" for p in args.points]
+    commands = {}
+    for name in args.recipes:
+        out = str(args.output_dir / name)
+        if name == "bare_loop":
+            commands[name] = [sys.executable, "-m", "benchmarks.bare_loop", "--dataset", args.dataset, "--data_dir",
+                              args.data_dir, "--minutes", f"{args.minutes:g}", "--snapshot_minutes", *points,
+                              "--output_dir", out]
+            continue
+        config = RECIPE_FILES.get(name, f"configs/{args.dataset}.yaml")
+        commands[name] = train_command(args, config, out, points)
+    for variant in args.variant:
+        name, _, flags = variant.partition(":")
+        out = str(args.output_dir / name)
+        commands[name] = train_command(args, f"configs/{args.dataset}.yaml", out, points) + shlex.split(flags)
+    return commands
+
+
+def train_command(args, config: str, output_dir: str, points: list[str]) -> list[str]:
+    """train_ddpm.py with a config file, this benchmark's data, budget and snapshots."""
+    command = [sys.executable, "train_ddpm.py"]
+    if (REPO / config).is_file():
+        command += ["--config", config]
+    return command + ["--dataset", args.dataset, "--data_dir", args.data_dir, "--max_train_minutes",
+                      f"{args.minutes:g}", "--max_train_steps", "1000000", "--snapshot_minutes", *points,
+                      "--checkpointing_steps", "1000000", "--logger", "none", "--output_dir", output_dir]
+
+
+def with_threads(command: list[str], threads: int) -> list[str]:
+    """The command with its CPU thread count set (both train_ddpm.py and bare_loop take --num_threads)."""
+    return command + ["--num_threads", str(threads)]
+
+
+def train_all(args, commands: dict[str, list[str]]) -> dict[str, dict]:
+    """Train the recipes, pinned one per core or one at a time on all cores; returns per-recipe run facts."""
+    cores = sorted(os.sched_getaffinity(0))
+    group_size = len(cores) if args.mode == "pinned" else 1
+    threads = 1 if args.mode == "pinned" else len(cores)
+    names, facts = list(commands), {}
+    for first in range(0, len(names), group_size):
+        group = names[first: first + group_size]
+        running = []
+        for core, name in zip(cores, group):
+            log = open(args.output_dir / f"train_{name}.log", "w")
+            pin = (lambda c=core: os.sched_setaffinity(0, {c})) if args.mode == "pinned" else None
+            command = with_threads(commands[name], threads)
+            print("$", shlex.join(command), f"(core {core})" if pin else "", flush=True)
+            running.append((name, subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                                   preexec_fn=pin), log, time.monotonic()))
+        for name, process, log, started in running:
+            code = process.wait()
+            log.close()
+            if code:
+                sys.exit(f"{name}: training failed with exit code {code}; see {log.name}")
+            facts[name] = {"threads": threads, "wall_clock_s": round(time.monotonic() - started, 1)}
+    return facts
+
+
+def score_all(args, names: list[str]) -> dict[str, list[dict]]:
+    """Score every snapshot of every recipe with python -m evaluation (one at a time, all cores)."""
+    rows = {}
+    for name in names:
+        rows[name] = []
+        for minutes in args.points:
+            snapshot = args.output_dir / name / "snapshots" / f"{minutes:g}min"
+            out = args.output_dir / name / "eval" / f"{minutes:g}min"
+            if not (out / "metrics.json").is_file():
+                command = [sys.executable, "-m", "evaluation", str(snapshot), "--dataset",
+                           str(Path(args.data_dir, args.dataset)), "--classifier", args.classifier,
+                           "--num_samples", str(args.num_samples), "--guidance_scale", str(args.guidance_scale),
+                           "--output_dir", str(out), "--overwrite"]
+                print("$", shlex.join(command), flush=True)
+                with open(args.output_dir / f"eval_{name}.log", "a") as log:
+                    if subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode:
+                        sys.exit(f"{name}: scoring {snapshot} failed; see {log.name}")
+            metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+            progress = json.loads((snapshot / "progress.json").read_text(encoding="utf-8"))
+            rows[name].append({"minutes": minutes, **progress, "samples": metrics["samples"],
+                               "floor": metrics["real_data_floor"], "sampling_time_s": metrics["sampling_time_s"]})
+    return rows
+
+
+def cpu_description() -> str:
+    """The CPU model and whether it computes bf16 natively (timings mean little without them)."""
+    from pipelines.fast_inference import cpu_has_native_bf16
+
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.lower().startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    bf16 = {True: "native bf16", False: "no native bf16", None: "bf16 support unknown"}[cpu_has_native_bf16()]
+    return f"{model}, {len(os.sched_getaffinity(0))} cores, {bf16}"
+
+
+def report(args, rows: dict[str, list[dict]], facts: dict[str, dict]) -> str:
+    """The markdown table: one row per recipe and point, each score next to its real-data floor."""
+    mode = ("one recipe per core, pinned, 1 thread each" if args.mode == "pinned"
+            else "one recipe at a time on all cores")
+    lines = [f"{args.dataset}, {args.minutes:g}-minute budget, {mode}; {cpu_description()}; "
+             f"{args.num_samples} samples per point, the model's saved sampler; in brackets the real-data floor.", "",
+             "| recipe | minutes | steps | images/s | threads | recognisable | Fréchet distance | FD / floor | "
+             "precision | recall |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, points in rows.items():
+        batch = batch_size(args, name)
+        for row in points:
+            samples, floor = row["samples"], row["floor"]
+            speed = row["global_step"] * batch / max(row["training_time_s"], 1e-9)
+            lines.append(
+                f"| {name} | {row['minutes']:g} | {row['global_step']:,} | {speed:.0f} | "
+                f"{facts.get(name, {}).get('threads', '?')} | "
+                f"{100 * samples['recognisable']:.1f}% ({100 * floor['recognisable']:.1f}%) | "
+                f"{samples['frechet_distance']:.2f} ({floor['frechet_distance']:.2f}) | "
+                f"{samples['frechet_distance'] / floor['frechet_distance']:.1f}x | "
+                f"{samples['precision']:.3f} ({floor['precision']:.3f}) | {samples['recall']:.3f} ({floor['recall']:.3f}) |")
+    return "\n".join(lines)
+
+
+def batch_size(args, name: str) -> int:
+    """Images per step of a recipe (from its saved training_config.json; the bare loop's is fixed)."""
+    config = args.output_dir / name / "training_config.json"
+    if not config.is_file():
+        from benchmarks.bare_loop import BATCH
+
+        return BATCH
+    return json.loads(config.read_text(encoding="utf-8"))["train_batch_size"]
+
+
+def plot(rows: dict[str, list[dict]], path: Path, title: str) -> None:
+    """Recognisable share and Fréchet distance / floor against minutes, a curve per recipe."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for name, points in rows.items():
+        minutes = [row["minutes"] for row in points]
+        left.plot(minutes, [100 * row["samples"]["recognisable"] for row in points], marker="o", label=name)
+        right.plot(minutes, [row["samples"]["frechet_distance"] / row["floor"]["frechet_distance"] for row in points],
+                   marker="o", label=name)
+    floor = next(iter(rows.values()))[-1]["floor"]["recognisable"]
+    left.axhline(100 * floor, color="grey", linestyle="--", label="real images")
+    left.set(xlabel="training minutes", ylabel="recognisable samples (%)", ylim=(0, 100))
+    right.set(xlabel="training minutes", ylabel="Fréchet distance / real-data floor", yscale="log")
+    left.legend(fontsize=8)
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    commands = recipe_commands(args)
+    facts_path = args.output_dir / "runs.json"
+    if args.skip_training:
+        facts = json.loads(facts_path.read_text(encoding="utf-8")) if facts_path.is_file() else {}
+    else:
+        facts = train_all(args, commands)
+        facts_path.write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
+    rows = score_all(args, list(commands))
+    table = report(args, rows, facts)
+    (args.output_dir / "results.md").write_text(table + "\n", encoding="utf-8")
+    (args.output_dir / "results.json").write_text(json.dumps({"mode": args.mode, "cpu": cpu_description(),
+                                                             "runs": facts, "points": rows}, indent=2) + "\n")
+    plot(rows, args.plot or args.output_dir / "plot.png", table.splitlines()[0])
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
