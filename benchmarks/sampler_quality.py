@@ -32,13 +32,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--guidance_scale", type=float, default=1.0)
     parser.add_argument("--float32_too", action="store_true", help="also score DPM-Solver++ 20 in float32")
     parser.add_argument("--output_dir", type=Path, default=Path("runs/sampler_quality"))
+    parser.add_argument("--report_all", action="store_true",
+                        help="report every setting scored so far under --output_dir, not only this call's")
     return parser.parse_args(argv)
+
+
+def setting_name(sampler: str, steps: int, autocast: bool) -> str:
+    """The folder of one setting under --output_dir."""
+    return f"{sampler}_{steps}" + ("" if autocast else "_fp32")
 
 
 def score(args, sampler: str, steps: int, autocast: bool = True) -> dict:
     """Sample and score one setting (kept when already scored)."""
-    name = f"{sampler}_{steps}" + ("" if autocast else "_fp32")
-    out = args.output_dir / name
+    out = args.output_dir / setting_name(sampler, steps, autocast)
     if not (out / "metrics.json").is_file():
         config = EvaluationConfig(dataset=args.dataset, output_dir=str(out), classifier=args.classifier,
                                   num_samples=args.num_samples, batch_size=args.batch_size, scheduler=sampler,
@@ -68,6 +74,11 @@ def main(argv: list[str] | None = None) -> None:
     rows = [score(args, sampler, steps) for sampler in args.samplers for steps in args.steps]
     if args.float32_too:
         rows.append(score(args, "dpm++", 20, autocast=False))
+    if args.report_all:
+        done = [folder.name for folder in args.output_dir.iterdir() if (folder / "metrics.json").is_file()]
+        settings = [(sampler, int(steps), autocast) for sampler in SAMPLERS for steps in range(1, 1001)
+                    for autocast in (True, False) if setting_name(sampler, steps, autocast) in done]
+        rows = [score(args, *setting) for setting in settings]
     text = table(rows, args.num_samples)
     (args.output_dir / "results.md").write_text(text + "\n", encoding="utf-8")
     (args.output_dir / "results.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")

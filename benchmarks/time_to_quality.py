@@ -243,7 +243,9 @@ def main(argv: list[str] | None = None) -> None:
     (args.output_dir / "results.md").write_text(table + "\n", encoding="utf-8")
     (args.output_dir / "results.json").write_text(json.dumps({"mode": args.mode, "cpu": cpu_description(),
                                                              "runs": facts, "points": rows}, indent=2) + "\n")
-    plot(rows, args.plot or args.output_dir / "plot.png", table.splitlines()[0])
+    mode = "one recipe per core, 1 thread each" if args.mode == "pinned" else "one recipe at a time, all cores"
+    plot(rows, args.plot or args.output_dir / "plot.png",
+         f"{args.dataset}, {args.minutes:g}-minute budget, {mode}, {args.num_samples} samples per point\n{cpu_description()}")
     print(table)
 
 

@@ -23,10 +23,10 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from huggingface_hub import snapshot_download
 
-# Models are saved with DPM-Solver++ (2M, Lu et al. 2022, arXiv:2211.01095; see `pipelines.samplers.fast_sampler`),
-# and 20 steps make 50x fewer UNet calls than 1000-step DDPM. `benchmarks/sampling.py` measures its closeness to
-# DDPM-1000; see docs/benchmarks.md, "Samplers".
-DEFAULT_NUM_INFERENCE_STEPS = 20
+# Models are saved with SDE-DPM-Solver++ (2M, Lu et al. 2022, arXiv:2211.01095; see `pipelines.samplers`), and
+# 10 steps make 100x fewer UNet calls than 1000-step DDPM; `benchmarks/sampler_quality.py` scores it against the
+# other samplers (docs/benchmarks.md, "Samplers").
+DEFAULT_NUM_INFERENCE_STEPS = 10
 
 ClassLabel = int | str
 
@@ -196,7 +196,7 @@ class GlyphDDPMPipeline(DiffusionPipeline):
             guidance_scale (`float`, *optional*, defaults to 1.0):
                 Classifier-free guidance scale s: eps = eps(x, null) + s * (eps(x, c) - eps(x, null)). 1.0 means no
                 guidance (one UNet pass per step); larger values give more typical characters at twice the cost.
-            num_inference_steps (`int`, *optional*, defaults to 20):
+            num_inference_steps (`int`, *optional*, defaults to 10):
                 The number of denoising steps of the scheduler.
             generator (`torch.Generator` or `list[torch.Generator]`, *optional*):
                 One generator, or one per image, for reproducible results.

@@ -295,7 +295,7 @@ class Trainer:
 
                 url = push_folder(self.output_dir, cfg.hub_model_id, private=cfg.hub_private_repo,
                                   ignore_patterns=[".checkpoint-*", f"{cfg.logging_dir}/", "samples/",
-                                                   f"{BEST_DIR}/"],
+                                                   f"{BEST_DIR}/", f"{SNAPSHOT_DIR}/"],
                                   commit_message=f"train_ddpm.py: {self.progress.global_step} steps on "
                                                  f"{self.data.description}")
                 accelerator.print(f"Pushed to {url}")
