@@ -18,6 +18,7 @@ from diffusers import DDPMScheduler
 from test_pipeline_save import tiny_unet  # the pipeline tests' tiny seeded UNet (8 x 8 pixels)
 
 from pipelines import save_pipeline
+from pipelines.glyph_pipeline import DEFAULT_NUM_INFERENCE_STEPS
 
 # The screenshot script's helpers start the app and drive the page (benchmarks/ is not an installed package).
 _spec = importlib.util.spec_from_file_location(
@@ -83,7 +84,7 @@ def test_generate_in_the_browser(app_url, browser, tmp_path):
     generate_in_page(page, "۷", num_images)
     status = page.locator("#status").inner_text()
     assert f"Drew {num_images} × ۷" in status
-    assert "s (DPM-Solver++, 20 steps)" in status  # the time taken and the default sampler
+    assert f"s (SDE-DPM-Solver++, {DEFAULT_NUM_INFERENCE_STEPS} steps)" in status  # the time taken, the default sampler
     grid_src = page.locator("#grid img").get_attribute("src")
     assert page.locator("#trajectory img").get_attribute("src").split("?")[0].endswith(".gif")
     page.screenshot(path=tmp_path / "app.png", full_page=True)
