@@ -12,9 +12,10 @@ from evaluation.errors import EvaluationError
 # The built-in names resolve to `data/<name>`, where `python -m data_prep <name> --output_dir data/<name>` writes.
 DATASET_NAMES = ("mnist", "persian", "glyphs")
 _PREPARE_HINT = {
-    "mnist": "python -m data_prep mnist --source ../shared/data/mnist --output_dir data/mnist",
-    "persian": 'python -m data_prep persian --source "../shared/data/hoda/Test 20000.cdb" '
-    "../shared/data/hoda_letters/Persian-Character-DB-Test.cdb --output_dir data/persian",
+    # MNIST from the Hub (ylecun/mnist), or `--source` a folder of LeCun's IDX files.
+    "mnist": "python -m data_prep mnist --source ylecun/mnist --output_dir data/mnist",
+    # Hoda's digit and character .cdb files, as published with the Hoda datasets.
+    "persian": "python -m data_prep persian --source HODA_DIGITS.cdb HODA_LETTERS.cdb --output_dir data/persian",
     "glyphs": "python -m data_prep glyphs --output_dir data/glyphs",
 }
 

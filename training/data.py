@@ -50,9 +50,9 @@ class GlyphData:
 
 
 def _prepare_command(name: str, data_dir: str) -> str:
-    source = {"mnist": " --source ../shared/data/mnist",
-              "persian": ' --source "../shared/data/hoda/Test 20000.cdb" '
-                         "../shared/data/hoda_letters/Persian-Character-DB-Test.cdb"}.get(name, "")
+    # MNIST from the Hub id (or a folder of LeCun's IDX files); Persian from Hoda's digit and character .cdb files.
+    source = {"mnist": " --source ylecun/mnist",
+              "persian": " --source HODA_DIGITS.cdb HODA_LETTERS.cdb"}.get(name, "")
     return f"python -m data_prep {name}{source} --output_dir {Path(data_dir) / name}"
 
 

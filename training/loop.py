@@ -43,13 +43,16 @@ SNAPSHOT_PROGRESS = "progress.json"
 TRACKER_NAMES = {"fid": "eval/fid"}
 
 
+def multi_process_cpu() -> bool:
+    """Several processes without a GPU (`accelerate launch --multi_gpu --num_processes 2` on a CPU machine):
+    accelerate only sets up gloo data parallelism across them when told the run is on the CPU."""
+    return int(os.environ.get("WORLD_SIZE", 1)) > 1 and not torch.cuda.is_available()
+
+
 def make_state(cfg: TrainConfig) -> PartialState:
     """The processes of the run (before the Accelerator, whose precision is chosen with the model in hand),
     with this process's CPU threads set."""
-    # Several processes without a GPU (`accelerate launch --multi_gpu --num_processes 2` on a CPU machine):
-    # accelerate only sets up gloo data parallelism across them when told the run is on the CPU.
-    multi_process_cpu = int(os.environ.get("WORLD_SIZE", 1)) > 1 and not torch.cuda.is_available()
-    state = PartialState(cpu=multi_process_cpu)
+    state = PartialState(cpu=multi_process_cpu())
     if state.device.type == "cpu":
         local_processes = max(1, state.num_processes // max(1, int(os.environ.get("ACCELERATE_NUM_MACHINES", 1))))
         torch.set_num_threads(cfg.num_threads or default_cpu_threads(local_processes))
@@ -65,9 +68,8 @@ def make_accelerator(cfg: TrainConfig, mixed_precision: str) -> Accelerator:
     if mixed_precision == "fp16" and not torch.cuda.is_available():
         raise ConfigError("--mixed_precision fp16 needs a GPU; use bf16 (or no) on a CPU.")
     output_dir = Path(cfg.output_dir)
-    multi_process_cpu = int(os.environ.get("WORLD_SIZE", 1)) > 1 and not torch.cuda.is_available()
     return Accelerator(
-        cpu=multi_process_cpu,
+        cpu=multi_process_cpu(),
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         mixed_precision=mixed_precision,
         log_with=None if cfg.logger == "none" else cfg.logger,
