@@ -3,7 +3,7 @@
     python app.py --model runs/glyphs          # a folder saved by train_ddpm.py, or a Hub model id
 
 This is also the app file of a Hugging Face Space (`sdk: gradio`, `app_file: app.py`): `python -m pipelines.space`
-publishes it with `DEFAULT_MODEL` set to the Space's model (its `model/` folder or a Hub id). The page
+publishes it with a `model_id.txt` beside it naming the Space's model (its `model/` folder or a Hub id). The page
 works offline: no analytics, and only system fonts, so the browser fetches nothing beyond the app's own server.
 """
 
@@ -30,9 +30,12 @@ from pipelines.glyph_pipeline import DEFAULT_NUM_INFERENCE_STEPS  # noqa: E402
 from pipelines.fast_inference import inference_autocast  # noqa: E402
 from pipelines.samplers import use_sampler  # noqa: E402
 
-# The model the README quick start trains; `--model` and $PERSIAN_DDPM_MODEL override it.
+# The model the README quick start trains; `--model`, $PERSIAN_DDPM_MODEL and a published Space's
+# model_id.txt override it.
 DEFAULT_MODEL = "runs/glyphs"
 MODEL_ENV_VAR = "PERSIAN_DDPM_MODEL"
+# Written by `python -m pipelines.space` beside app.py: the Space's model, a folder or a Hub id, on one line.
+MODEL_FILE = Path(__file__).resolve().with_name("model_id.txt")
 
 ANY_CHARACTER = "any"
 MAX_IMAGES = 64
@@ -247,6 +250,21 @@ def build_demo(model: str) -> gr.Blocks:
     return demo
 
 
+def default_model() -> str:
+    """The model to open: $PERSIAN_DDPM_MODEL, else a published Space's `model_id.txt`, else the quick start's.
+
+    A relative folder in `model_id.txt` is taken relative to app.py, so the Space finds its bundled `model/`
+    from any working directory.
+    """
+    if os.environ.get(MODEL_ENV_VAR):
+        return os.environ[MODEL_ENV_VAR]
+    if MODEL_FILE.is_file():
+        named = MODEL_FILE.read_text(encoding="utf-8").strip()
+        bundled = MODEL_FILE.parent / named
+        return str(bundled) if named and bundled.is_dir() else (named or DEFAULT_MODEL)
+    return DEFAULT_MODEL
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python app.py",
@@ -254,9 +272,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--model",
-        default=os.environ.get(MODEL_ENV_VAR, DEFAULT_MODEL),
-        help=f"a folder saved by train_ddpm.py, or a Hub model id (default: ${MODEL_ENV_VAR}, else "
-        f"{DEFAULT_MODEL}, the README quick start's model)",
+        default=default_model(),
+        help=f"a folder saved by train_ddpm.py, or a Hub model id (default: ${MODEL_ENV_VAR}, else the model named "
+        f"in {MODEL_FILE.name} beside app.py, else {DEFAULT_MODEL}, the README quick start's model)",
     )
     parser.add_argument(
         "--host", help="address to listen on (default: $GRADIO_SERVER_NAME, else 127.0.0.1, this machine only)"

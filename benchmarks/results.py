@@ -54,7 +54,7 @@ class Run:
 RUNS = {
     "mnist": Run("mnist", "mnist", 20),
     "persian": Run("persian", "persian", 30, guidance_scale=2.0, num_samples=920),
-    "glyphs": Run("glyphs", "glyphs", 6, guidance_scale=2.0, num_samples=420),
+    "glyphs": Run("glyphs", "glyphs", 4, guidance_scale=2.0, num_samples=420),
     "original_notebooks": Run("persian", "original_notebooks", 15, num_samples=920),
 }
 

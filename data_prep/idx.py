@@ -6,6 +6,7 @@ import struct
 import zlib
 from pathlib import Path
 
+import datasets
 import numpy as np
 from PIL import Image
 
@@ -124,8 +125,6 @@ def hub_sources(repo_id: str, image_size: int) -> list[Source]:
     Returns:
         `list[Source]`: one per split ("train", "test").
     """
-    import datasets
-
     try:
         dataset_dict = datasets.load_dataset(repo_id)
     except Exception as error:  # network, auth and format errors come in many types

@@ -98,6 +98,74 @@ def _csv_labels(text: str, csv_path: PurePosixPath, shown: str) -> dict[PurePosi
     return labels
 
 
+def _raw_labels(
+    path: Path, tree: _Tree, prefix: PurePosixPath, relative: list[PurePosixPath], images: list[PurePosixPath],
+    layout: str,
+) -> tuple[list[PurePosixPath], dict[PurePosixPath, str], dict[PurePosixPath, str]]:
+    """The labelled images of a tree in a known layout: the images, each one's label as written, and where."""
+    if layout == "csv":
+        csv_files = [f for f in relative if f.name == LABELS_CSV]
+        if not csv_files:
+            raise DataPrepError(f"{path}: --layout csv needs a {LABELS_CSV} file")
+        raw_labels = {}
+        for csv_file in csv_files:
+            text = tree.open(prefix / csv_file).decode("utf-8-sig")
+            raw_labels.update(_csv_labels(text, csv_file, f"{path}/{prefix / csv_file}"))
+        on_disk = set(images)
+        missing = [f for f in raw_labels if f not in on_disk]
+        if missing:
+            raise DataPrepError(f"{path}: {LABELS_CSV} lists {missing[0]}, which is not an image in the folder")
+        images = sorted(raw_labels)
+        return images, raw_labels, {f: f"{LABELS_CSV} row for {f}" for f in images}
+    bad = next((f for f in images if len(f.parts) != 2), None)
+    if bad is not None:
+        raise DataPrepError(f"{path}: {bad} is not one folder deep, as --layout {layout} needs")
+    part = (lambda f: f.stem) if layout == "per_sample" else (lambda f: f.parts[0])
+    return images, {f: part(f) for f in images}, {f: f"{f}" for f in images}
+
+
+def _resolve_labels(
+    path: Path, images: list[PurePosixPath], raw_labels: dict, where: dict, numeric_labels: str
+) -> dict[PurePosixPath, str]:
+    """Each image's class name; a label that is no known class is an error naming it and where it was."""
+    resolved = {}
+    for f in images:
+        name = resolve_persian_class(raw_labels[f], numeric_labels)
+        if name is None:
+            raise DataPrepError(
+                f"{path}: label {raw_labels[f]!r} ({where[f]}) is not a known class; use a Persian digit or "
+                "letter, its Latin name, or a number of the --numeric_labels table"
+            )
+        resolved[f] = name
+    return resolved
+
+
+def _image_reader(
+    path: Path, tree: _Tree, prefix: PurePosixPath, images: list[PurePosixPath], labels: list[int],
+    image_size: int, skip_bad_images: bool, skipped: list[str],
+) -> Callable:
+    """The `Source.read` of an image tree: yields normalised examples, skipping (and listing) bad images if asked."""
+
+    def read(select=None):
+        for i in range(len(images)) if select is None else sorted(select):
+            f = images[i]
+            try:
+                with Image.open(io.BytesIO(tree.open(prefix / f))) as image:
+                    image.load()
+                    ink = to_white_on_black(image)
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+                if not skip_bad_images:
+                    raise DataPrepError(
+                        f"{path}: unreadable image {prefix / f} ({error}); fix or remove it, or pass --skip_bad_images"
+                    ) from None
+                skipped.append(str(prefix / f))
+                logger.warning("skipping unreadable image %s in %s (%s)", prefix / f, path, error)
+                continue
+            yield {"image": fit_and_center(ink, image_size), "label": labels[i]}
+
+    return read
+
+
 def image_folder_source(
     path: Path, image_size: int, *, layout: str = "auto", numeric_labels: str = "persian", skip_bad_images: bool = False
 ) -> Source:
@@ -116,66 +184,19 @@ def image_folder_source(
         `Source`: its class names in the Persian label order.
     """
     tree = _zip_tree(path) if path.is_file() else _folder_tree(path)
-    visible = [f for f in tree.files if _visible(f)]
-    prefix, relative = _strip_wrapper(visible)
-    csv_files = [f for f in relative if f.name == LABELS_CSV]
+    prefix, relative = _strip_wrapper([f for f in tree.files if _visible(f)])
     images = [f for f in relative if f.suffix.lower() in IMAGE_SUFFIXES]
     if not images:
         raise DataPrepError(f"{path}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-
     if layout == "auto":
-        layout = "csv" if csv_files else _detect_layout(str(path), images, numeric_labels)
-    if layout == "csv":
-        if not csv_files:
-            raise DataPrepError(f"{path}: --layout csv needs a {LABELS_CSV} file")
-        raw_labels = {}
-        for csv_file in csv_files:
-            text = tree.open(prefix / csv_file).decode("utf-8-sig")
-            raw_labels.update(_csv_labels(text, csv_file, f"{path}/{prefix / csv_file}"))
-        on_disk = set(images)
-        missing = [f for f in raw_labels if f not in on_disk]
-        if missing:
-            raise DataPrepError(f"{path}: {LABELS_CSV} lists {missing[0]}, which is not an image in the folder")
-        images = sorted(raw_labels)
-        where = {f: f"{LABELS_CSV} row for {f}" for f in images}
-    else:
-        if any(len(f.parts) != 2 for f in images):
-            bad = next(f for f in images if len(f.parts) != 2)
-            raise DataPrepError(f"{path}: {bad} is not one folder deep, as --layout {layout} needs")
-        part = (lambda f: f.stem) if layout == "per_sample" else (lambda f: f.parts[0])
-        raw_labels = {f: part(f) for f in images}
-        where = {f: f"{f}" for f in images}
-
-    resolved = {}
-    for f in images:
-        name = resolve_persian_class(raw_labels[f], numeric_labels)
-        if name is None:
-            raise DataPrepError(
-                f"{path}: label {raw_labels[f]!r} ({where[f]}) is not a known class; use a Persian digit or "
-                "letter, its Latin name, or a number of the --numeric_labels table"
-            )
-        resolved[f] = name
+        has_csv = any(f.name == LABELS_CSV for f in relative)
+        layout = "csv" if has_csv else _detect_layout(str(path), images, numeric_labels)
+    images, raw_labels, where = _raw_labels(path, tree, prefix, relative, images, layout)
+    resolved = _resolve_labels(path, images, raw_labels, where, numeric_labels)
     class_names = persian_order(set(resolved.values()))
     label_of = {name: i for i, name in enumerate(class_names)}
     skipped: list[str] = []
-
-    def read(select=None):
-        for i in range(len(images)) if select is None else sorted(select):
-            f = images[i]
-            try:
-                with Image.open(io.BytesIO(tree.open(prefix / f))) as image:
-                    image.load()
-                    ink = to_white_on_black(image)
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-                if not skip_bad_images:
-                    raise DataPrepError(
-                        f"{path}: unreadable image {prefix / f} ({error}); fix or remove it, or pass --skip_bad_images"
-                    ) from None
-                skipped.append(str(prefix / f))
-                logger.warning("skipping unreadable image %s in %s (%s)", prefix / f, path, error)
-                continue
-            yield {"image": fit_and_center(ink, image_size), "label": label_of[resolved[f]]}
-
+    labels = [label_of[resolved[f]] for f in images]
     provenance = {"layout": layout, "images": f"{len(images):,}"}
     if path.is_file():
         provenance.update(file_provenance(path))
@@ -184,7 +205,7 @@ def image_folder_source(
         kind="image zip" if path.is_file() else "image folder",
         class_names=class_names,
         num_examples=len(images),
-        read=read,
+        read=_image_reader(path, tree, prefix, images, labels, image_size, skip_bad_images, skipped),
         provenance=provenance,
         skipped=skipped,
     )

@@ -1,12 +1,46 @@
-"""Push a prepared dataset and its card to the Hugging Face Hub."""
+"""Push a prepared dataset and its card to the Hugging Face Hub, through the project's one publishing path."""
 
 import os
+import tempfile
 from pathlib import Path
 
 import datasets
-from huggingface_hub import HfApi
+from datasets.info import DatasetInfosDict
+from huggingface_hub import DatasetCard
+
+from sharing import push_folder
 
 from .errors import DataPrepError
+
+
+def write_hub_layout(dataset_dict: datasets.DatasetDict, card_path: Path | None, folder: Path) -> None:
+    """Writes a `DatasetDict` as the Hub's dataset layout: one parquet file per split and a card.
+
+    The card gets the `dataset_info` (features, split sizes) and `configs` metadata that
+    `DatasetDict.push_to_hub` would write. The parquet files keep the `datasets` features (the `ClassLabel` names) in their schema, and the card's
+    `configs` metadata names the files of each split, so `datasets.load_dataset(repo_id)` returns the same
+    splits, columns and class names.
+
+    Args:
+        dataset_dict (`datasets.DatasetDict`): the splits to write.
+        card_path (`Path`, *optional*): a dataset card (`README.md`) to extend; a bare card when `None`.
+        folder (`Path`): an empty folder to write into.
+    """
+    data_files = []
+    for split, dataset in dataset_dict.items():
+        path_in_repo = f"data/{split}-00000-of-00001.parquet"
+        (folder / "data").mkdir(parents=True, exist_ok=True)
+        dataset.to_parquet(str(folder / path_in_repo))
+        data_files.append({"split": split, "path": path_in_repo})
+    card = DatasetCard.load(card_path) if card_path is not None else DatasetCard("---\n---\n")
+    splits = datasets.SplitDict()
+    for split, dataset in dataset_dict.items():
+        splits.add(datasets.SplitInfo(name=split, num_examples=dataset.num_rows))
+    first = next(iter(dataset_dict.values()))
+    info = datasets.DatasetInfo(features=first.features, splits=splits)
+    DatasetInfosDict({"default": info}).to_dataset_card_data(card.data)  # the `dataset_info` metadata
+    card.data.configs = [{"config_name": "default", "data_files": data_files}]
+    card.save(folder / "README.md")
 
 
 def push_dataset(
@@ -14,17 +48,21 @@ def push_dataset(
 ) -> str:
     """Push a `DatasetDict` (and, from a folder made by `prepare`, its card) to a Hub dataset repo.
 
-    The card goes up first, so that `DatasetDict.push_to_hub` merges its `dataset_info` and `configs`
-    metadata into our card instead of writing a bare one.
+    The dataset is written in the Hub's layout (`write_hub_layout`) to a temporary folder, which
+    `sharing.push_folder` uploads in one commit, with its retries of transient failures.
 
     Args:
         output_dir_or_dataset (`str`, `os.PathLike` or `datasets.DatasetDict`): a folder saved by `prepare`
-            (with `README.md`), or a dataset in memory (pushed without a card).
+            (with `README.md`), or a dataset in memory (pushed with a bare card).
         repo_id (`str`): "owner/name" of the dataset repo; created when missing.
         private (`bool`, defaults to `False`): create the repo private.
 
     Returns:
         `str`: the URL of the dataset repo.
+
+    Raises:
+        `DataPrepError`: the folder is not a dataset saved by `prepare`.
+        `sharing.PushError`: the upload failed.
     """
     card_path = None
     if isinstance(output_dir_or_dataset, datasets.DatasetDict):
@@ -35,15 +73,6 @@ def push_dataset(
             raise DataPrepError(f"{folder}: not a dataset saved by data_prep (no dataset_dict.json)")
         dataset_dict = datasets.load_from_disk(str(folder))
         card_path = folder / "README.md" if (folder / "README.md").is_file() else None
-    api = HfApi()
-    repo_url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    if card_path is not None:
-        api.upload_file(
-            path_or_fileobj=str(card_path),
-            path_in_repo="README.md",
-            repo_id=repo_id,
-            repo_type="dataset",
-            commit_message="Add dataset card",
-        )
-    dataset_dict.push_to_hub(repo_id, private=private, commit_message="Upload dataset")
-    return str(repo_url)
+    with tempfile.TemporaryDirectory(prefix="dataset-push-") as staging:
+        write_hub_layout(dataset_dict, card_path, Path(staging))
+        return push_folder(staging, repo_id, repo_type="dataset", private=private, commit_message="Upload dataset")

@@ -10,8 +10,9 @@ without this project can load that model with
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Dict, Optional
 
 import diffusers
 import numpy as np
@@ -73,7 +74,9 @@ class GlyphDDPMPipeline(DiffusionPipeline):
         self,
         unet: UNet2DModel,
         scheduler: SchedulerMixin,
-        id2label: Mapping[str | int, str] | None = None,
+        # Dict[str, str], not Mapping[str | int, str]: diffusers checks loaded values against these annotations
+        # and warns on a mismatch; model_index.json always gives string keys.
+        id2label: Optional[Dict[str, str]] = None,
     ):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler)

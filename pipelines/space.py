@@ -7,14 +7,16 @@ The Space holds `app.py`, the modules of `pipelines/` that it imports, `space/re
 `space/README.md` template filled in (Space metadata: `sdk: gradio`, `app_file: app.py`). A local model folder
 goes up with it as the Space's folder `model/` (not `runs/glyphs`: `runs/` folders, TensorBoard's, are never
 uploaded); a Hub model id is loaded by the Space at start-up. Either way the Space's copy of `app.py` names its
-model in `DEFAULT_MODEL`, so the Space opens it with no settings. The model folder is only read.
+model in `model_id.txt` beside `app.py`, which the app reads, so the Space opens it with no settings. The
+modules copied are those `app.py` imports from this project, found by reading its imports. The model folder is
+only read.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
-import re
 import shutil
 import string
 import sys
@@ -30,11 +32,10 @@ from sharing import PushError, push_folder
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_DIR = PROJECT_ROOT / "space"
-# The modules of `pipelines` that app.py imports, directly or through them (not the command-line tools).
-APP_MODULES = ("__init__.py", "fast_inference.py", "glyph_pipeline.py", "model_card.py", "samplers.py", "save.py")
-# Where a local model goes in the Space, relative to app.py.
+# Where a local model goes in the Space, relative to app.py, and the file that names the Space's model
+# (app.py's MODEL_FILE).
 BUNDLED_MODEL_DIR = "model"
-_DEFAULT_MODEL_LINE = re.compile(r'^DEFAULT_MODEL = "[^"\n]*"$', re.MULTILINE)
+MODEL_FILE_NAME = "model_id.txt"
 
 
 class SpaceError(Exception):
@@ -72,6 +73,55 @@ def _check_hub_model(model_id: str) -> None:
             f"{model_id}: no such folder, and no Hub model repo with a model_index.json; "
             "pass a folder saved by train_ddpm.py or a Hub model id"
         )
+
+
+def _imported_names(path: Path) -> set[str]:
+    """The dotted module names a Python file imports, relative imports resolved against its package."""
+    package = list(path.relative_to(PROJECT_ROOT).parts[:-1])  # the same for pkg/mod.py and pkg/__init__.py
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # `from . import x` is the package itself, `from .. import x` its parent
+                parent = package[: len(package) - node.level + 1]
+                base = ".".join([*parent, *([base] if base else [])])
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _project_file(name: str) -> Path | None:
+    """The file of this project that the dotted module name `name` is, if any."""
+    base = PROJECT_ROOT.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if name and candidate.is_file():
+            return candidate
+    return None
+
+
+def project_modules(entry: Path) -> list[Path]:
+    """The project's Python files that `entry` imports, directly or through them, with each package's `__init__`.
+
+    Imports are read from the sources (`ast`), not executed, so this needs none of the app's dependencies.
+
+    Args:
+        entry (`Path`): a Python file of this project, e.g. `app.py`.
+
+    Returns:
+        `list[Path]`: the files, sorted, without `entry` itself.
+    """
+    found, pending = set(), [entry]
+    while pending:
+        for name in _imported_names(pending.pop()):
+            parts = name.split(".")
+            for depth in range(1, len(parts) + 1):  # a module's packages run their __init__ too
+                path = _project_file(".".join(parts[:depth]))
+                if path is not None and path not in found and path != entry:
+                    found.add(path)
+                    pending.append(path)
+    return sorted(found)
 
 
 def _copy_pipeline_files(source: Path, target: Path) -> None:
@@ -118,16 +168,14 @@ def build_space(model: str, folder: str | Path, *, title: str = "Persian DDPM") 
     if not (app_source.is_file() and (TEMPLATE_DIR / "README.md").is_file()):
         raise SpaceError(f"{PROJECT_ROOT}: no app.py or space/ folder; run this from a persian-ddpm source checkout")
     app_model = BUNDLED_MODEL_DIR if local else model
-    app_line = f"DEFAULT_MODEL = {json.dumps(app_model)}"
-    app_text, count = _DEFAULT_MODEL_LINE.subn(app_line, app_source.read_text(encoding="utf-8"))
-    if count != 1:
-        raise SpaceError(f"{app_source}: expected one `DEFAULT_MODEL = \"...\"` line to name the Space's model")
 
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "app.py").write_text(app_text, encoding="utf-8")
-    (folder / "pipelines").mkdir()
-    for name in APP_MODULES:
-        shutil.copy2(PROJECT_ROOT / "pipelines" / name, folder / "pipelines" / name)
+    shutil.copy2(app_source, folder / "app.py")
+    (folder / MODEL_FILE_NAME).write_text(app_model + "\n", encoding="utf-8")
+    for path in project_modules(app_source):
+        target = folder / path.relative_to(PROJECT_ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
     shutil.copy2(TEMPLATE_DIR / "requirements.txt", folder / "requirements.txt")
     card = _space_card(title, app_model)
     if local:

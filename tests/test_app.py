@@ -117,9 +117,15 @@ def test_page_builds_with_an_unloadable_model(tmp_path):
     assert any("Could not load the model" in text for text in markdown)
 
 
-def test_model_comes_from_flag_then_environment_then_default(monkeypatch):
+def test_model_comes_from_flag_then_environment_then_model_file_then_default(monkeypatch, tmp_path):
     monkeypatch.delenv(app.MODEL_ENV_VAR, raising=False)
+    monkeypatch.setattr(app, "MODEL_FILE", tmp_path / "model_id.txt")
     assert app.parse_args([]).model == app.DEFAULT_MODEL
+    (tmp_path / "model_id.txt").write_text("someone/from-the-file\n")
+    assert app.parse_args([]).model == "someone/from-the-file"
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model_id.txt").write_text("model\n")  # a bundled folder, found beside the file
+    assert app.parse_args([]).model == str(tmp_path / "model")
     monkeypatch.setenv(app.MODEL_ENV_VAR, "someone/glyphs")
     assert app.parse_args([]).model == "someone/glyphs"
     assert app.parse_args(["--model", "runs/mnist"]).model == "runs/mnist"

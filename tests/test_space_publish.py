@@ -67,9 +67,10 @@ RUN_SPACE_APP = """
     os.chdir(space)
     import app, pipelines
     assert os.path.dirname(pipelines.__file__) == os.path.join(space, "pipelines"), pipelines.__file__
-    pipe = app.load_model(app.DEFAULT_MODEL)
-    grid, gif, status = app.generate(app.DEFAULT_MODEL, "ب", 4, "DPM-Solver++", 2, 1.0, 0)
-    print(json.dumps({"default_model": app.DEFAULT_MODEL, "class_names": pipe.class_names, "grid": grid.size,
+    model = app.parse_args([]).model
+    pipe = app.load_model(model)
+    grid, gif, status = app.generate(model, "ب", 4, "DPM-Solver++", 2, 1.0, 0)
+    print(json.dumps({"default_model": os.path.relpath(model, space), "class_names": pipe.class_names, "grid": grid.size,
                       "gif": os.path.isfile(gif), "status": status}))
 """
 
@@ -91,7 +92,10 @@ def test_local_model_is_published_with_the_app_and_the_space_runs_it(hub, model_
     assert downloaded.returncode == 0, downloaded.stderr[-3000:]
     files = {p.relative_to(space).as_posix() for p in space.rglob("*") if p.is_file() and ".cache" not in p.parts}
     assert {"app.py", "requirements.txt", "README.md", "pipelines/__init__.py", "pipelines/glyph_pipeline.py",
-            "model/model_index.json", "model/unet/diffusion_pytorch_model.safetensors"} <= files  # fmt: skip
+            "model/model_index.json", "model/unet/diffusion_pytorch_model.safetensors", "model_id.txt"} <= files  # fmt: skip
+    # the app's own project imports, found from its sources: the pipeline package, not the command-line tools
+    assert {"pipelines/samplers.py", "pipelines/fast_inference.py"} <= files and "pipelines/space.py" not in files
+    assert (space / "app.py").read_bytes() == (REPO_ROOT / "app.py").read_bytes()
     assert not any("checkpoints" in path for path in files)
     assert (space / "requirements.txt").read_text() == (REPO_ROOT / "space" / "requirements.txt").read_text()
     card = (space / "README.md").read_text(encoding="utf-8")
@@ -126,7 +130,8 @@ def test_hub_model_id_is_named_in_the_space_and_not_copied(hub, model_dir, tmp_p
     assert hub.repos[("space", "tester/demo-by-id")].private is False
     files = hub.files("tester/demo-by-id", repo_type="space")
     assert not any(path.startswith("model/") for path in files)
-    assert 'DEFAULT_MODEL = "tester/glyph-model"' in files["app.py"].decode()
+    assert files["model_id.txt"].decode().strip() == "tester/glyph-model"
+    assert files["app.py"] == (REPO_ROOT / "app.py").read_bytes()  # the app itself is not rewritten
     front_matter = yaml.safe_load(files["README.md"].decode().split("---")[1])
     assert front_matter["models"] == ["tester/glyph-model"] and front_matter["sdk"] == "gradio"
 

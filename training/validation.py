@@ -131,6 +131,6 @@ def log_grid(accelerator, grid: PIL.Image.Image, step: int) -> None:
         if tracker.name == "tensorboard":
             tracker.writer.add_image("samples", pixels, step, dataformats="HW" if pixels.ndim == 2 else "HWC")
         elif tracker.name == "wandb":
-            import wandb
+            import wandb  # an optional extra (`.[wandb]`), present whenever a wandb tracker is active
 
             tracker.log({"samples": wandb.Image(grid)}, step=step)
