@@ -17,6 +17,7 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from pipelines import save_pipeline
+from sharing import push_folder
 from training.checkpointing import (TrainingProgress, load_checkpoint, remove_partial_checkpoints, resolve_resume,
                                     save_checkpoint)
 from training.config import ConfigError, TrainConfig
@@ -27,6 +28,7 @@ from training.model import learning_rate
 from training.schedule import build_lr_scheduler
 from training.threads import default_cpu_threads
 from training.plots import plot_loss_curve, write_loss_csv
+from training.sample_quality import FidCheck, load_eval_classifier
 from training.validation import ValidationSet, log_grid, sample_grid, save_grid
 
 # The train loss is averaged over this many optimizer steps before it is logged and written to the CSV;
@@ -98,9 +100,6 @@ class Trainer:
         self.null_class = len(self.class_names) if self.class_names else None
         extractor = None
         if cfg.eval_steps is not None:
-            # Imported here: `evaluation` pulls in `evaluate`, which runs without the check need not load.
-            from training.sample_quality import load_eval_classifier
-
             extractor = load_eval_classifier(cfg, data.class_names, accelerator.device)  # fails before any work
 
         self.loader, self.sampler = self._make_loader(resolution, channels)
@@ -135,8 +134,6 @@ class Trainer:
                                         cfg.ddpm_num_steps)
         self.fid_check = None
         if extractor is not None and accelerator.is_main_process:
-            from training.sample_quality import FidCheck
-
             self.fid_check = FidCheck(extractor, test_images, cfg.eval_num_samples, cfg.eval_batch_size,
                                       cfg.num_inference_steps, cfg.seed)
         self.last_grid = None
@@ -271,37 +268,45 @@ class Trainer:
 
     def finish(self) -> None:
         """Save the final (EMA) model as a diffusers pipeline, the loss CSV and curve, and push if asked."""
-        accelerator, cfg = self.accelerator, self.cfg
+        accelerator = self.accelerator
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            unet = self.final_unet()
-            grid = sample_grid(unet, self.noise_scheduler, cfg.eval_batch_size, cfg.num_inference_steps,
-                               self.class_names, seed=cfg.seed)
-            save_grid(grid, self.output_dir, self.progress.global_step)
-            history = self.progress.history
-            card_info = {
-                "dataset": self.data.description,
-                "config": cfg.to_dict(),
-                "train_loss": next((r["train_loss"] for r in reversed(history) if r.get("train_loss") is not None),
-                                   None),
-                "val_loss": self.validation.loss(unet, self.noise_scheduler),
-                "global_step": self.progress.global_step,
-                "training_time_s": round(self.progress.training_time_s, 1),
-            }
-            save_pipeline(self.output_dir, unet.cpu(), self.noise_scheduler, class_names=self.class_names,
-                          card_info=card_info, sample_grid=grid)
-            write_loss_csv(history, self.output_dir / LOSS_CSV)
-            plot_loss_curve(history, self.output_dir / LOSS_PNG)
-            if cfg.push_to_hub:
-                from sharing import push_folder
-
-                url = push_folder(self.output_dir, cfg.hub_model_id, private=cfg.hub_private_repo,
-                                  ignore_patterns=[".checkpoint-*", f"{cfg.logging_dir}/", "samples/",
-                                                   f"{BEST_DIR}/", f"{SNAPSHOT_DIR}/"],
-                                  commit_message=f"train_ddpm.py: {self.progress.global_step} steps on "
-                                                 f"{self.data.description}")
-                accelerator.print(f"Pushed to {url}")
+            self._save_final_pipeline()
+            if self.cfg.push_to_hub:
+                self._push()
         accelerator.end_training()
+
+    def _save_final_pipeline(self) -> None:
+        """The pipeline with its model card and sample grid, and the loss history as CSV and plot."""
+        cfg = self.cfg
+        unet = self.final_unet()
+        grid = sample_grid(unet, self.noise_scheduler, cfg.eval_batch_size, cfg.num_inference_steps,
+                           self.class_names, seed=cfg.seed)
+        save_grid(grid, self.output_dir, self.progress.global_step)
+        history = self.progress.history
+        card_info = {
+            "dataset": self.data.description,
+            "config": cfg.to_dict(),
+            "train_loss": next((r["train_loss"] for r in reversed(history) if r.get("train_loss") is not None),
+                               None),
+            "val_loss": self.validation.loss(unet, self.noise_scheduler),
+            "global_step": self.progress.global_step,
+            "training_time_s": round(self.progress.training_time_s, 1),
+        }
+        save_pipeline(self.output_dir, unet.cpu(), self.noise_scheduler, class_names=self.class_names,
+                      card_info=card_info, sample_grid=grid)
+        write_loss_csv(history, self.output_dir / LOSS_CSV)
+        plot_loss_curve(history, self.output_dir / LOSS_PNG)
+
+    def _push(self) -> None:
+        """Upload the saved pipeline folder with `sharing.push_folder`, without what training keeps beside it."""
+        cfg = self.cfg
+        url = push_folder(self.output_dir, cfg.hub_model_id, private=cfg.hub_private_repo,
+                          ignore_patterns=[".checkpoint-*", f"{cfg.logging_dir}/", "samples/",
+                                           f"{BEST_DIR}/", f"{SNAPSHOT_DIR}/"],
+                          commit_message=f"train_ddpm.py: {self.progress.global_step} steps on "
+                                         f"{self.data.description}")
+        self.accelerator.print(f"Pushed to {url}")
 
     def final_unet(self) -> UNet2DModel:
         """A standalone copy of the model to sample from and save: the EMA weights when EMA is on."""
