@@ -19,11 +19,14 @@ import functools  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Optional  # noqa: E402
 
 import gradio as gr  # noqa: E402
 import PIL.Image  # noqa: E402
 import torch  # noqa: E402
+from transformers import HfArgumentParser  # noqa: E402
 
 from pipelines import GlyphDDPMPipeline, image_grid, save_trajectory_gif  # noqa: E402
 from pipelines.glyph_pipeline import DEFAULT_NUM_INFERENCE_STEPS  # noqa: E402
@@ -265,30 +268,33 @@ def default_model() -> str:
     return DEFAULT_MODEL
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+@dataclass
+class AppArguments:
+    """The options of `python app.py`."""
+
+    model: str = field(
+        default_factory=default_model,  # read when the parser is built
+        metadata={"help": f"a folder saved by train_ddpm.py, or a Hub model id (default: ${MODEL_ENV_VAR}, else "
+                          f"the model named in {MODEL_FILE.name} beside app.py, else {DEFAULT_MODEL}, the README "
+                          "quick start's model)"},
+    )
+    host: Optional[str] = field(default=None, metadata={
+        "help": "address to listen on (default: $GRADIO_SERVER_NAME, else 127.0.0.1, this machine only)"})
+    port: Optional[int] = field(default=None, metadata={
+        "help": "port to listen on (default: $GRADIO_SERVER_PORT, else the first free from 7860)"})
+    num_threads: Optional[int] = field(default=None, metadata={
+        "help": "CPU threads for torch (default: torch's choice, one per core); 1 is faster on a machine busy with "
+                "other jobs"})
+
+
+def parse_args(argv: list[str] | None = None) -> AppArguments:
+    parser = HfArgumentParser(
+        AppArguments,
         prog="python app.py",
         description="Serve a web page that draws characters with a trained glyph DDPM.",
+        formatter_class=argparse.HelpFormatter,  # the help texts say the defaults, which depend on the environment
     )
-    parser.add_argument(
-        "--model",
-        default=default_model(),
-        help=f"a folder saved by train_ddpm.py, or a Hub model id (default: ${MODEL_ENV_VAR}, else the model named "
-        f"in {MODEL_FILE.name} beside app.py, else {DEFAULT_MODEL}, the README quick start's model)",
-    )
-    parser.add_argument(
-        "--host", help="address to listen on (default: $GRADIO_SERVER_NAME, else 127.0.0.1, this machine only)"
-    )
-    parser.add_argument(
-        "--port", type=int, help="port to listen on (default: $GRADIO_SERVER_PORT, else the first free from 7860)"
-    )
-    parser.add_argument(
-        "--num_threads",
-        type=int,
-        help="CPU threads for torch (default: torch's choice, one per core); 1 is faster on a machine busy with "
-        "other jobs",
-    )
-    args = parser.parse_args(argv)
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
     if args.num_threads is not None and args.num_threads < 1:
         parser.error(f"--num_threads must be at least 1, got {args.num_threads}")
     return args

@@ -4,8 +4,9 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
+from typing import Optional
 
 import datasets
 import numpy as np
@@ -23,48 +24,91 @@ from .sources import Source
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("mnist", "persian", "glyphs")
 DEFAULT_MNIST_SOURCE = "ylecun/mnist"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PrepareOptions:
-    """Every option of `prepare()`, named like the CLI flags."""
+    """The options of every kind; `prepare(kind, **options)` and `python -m data_prep KIND` take the fields of the
+    kind's subclass (`OPTIONS[kind]`), with their help in the field metadata."""
 
-    source: str | list[str] | None = None  # mnist: an IDX folder or Hub id; persian: .cdb files, folders, zips
-    image_size: int = 28  # output side in px; 28 keeps MNIST pixel-identical
-    test_fraction: float = 0.1  # per-class test share, for sources that do not come split
-    max_samples: int | None = None  # read only a seeded random subset of this many images (quick runs)
-    seed: int = 0  # seeds the subset, the split and the glyph rendering
-    push_to_hub: str | None = None  # also push the dataset and its card to this Hub repo id
-    private: bool = False  # make the pushed repo private
-    layout: str = "auto"  # persian image folders: one of image_folder.LAYOUTS
-    numeric_labels: str = "persian"  # persian: how numbers in names map to classes (classes.NUMERIC_TABLES)
-    skip_bad_images: bool = False  # persian: skip unreadable images instead of failing
-    per_class: int = 200  # glyphs: images rendered per class
-    extra_forms: bool = False  # glyphs: add the four extra Hoda forms (46 classes instead of 42)
-    command: str | None = None  # the command line recorded in the card (the CLI passes its own)
+    output_dir: str = field(metadata={"help": "where the dataset (save_to_disk) and its README.md go"})
+    image_size: int = field(default=28, metadata={"help": "output side in pixels; 28 keeps MNIST pixel-identical"})
+    test_fraction: float = field(
+        default=0.1, metadata={"help": "per-class share of the test split, for sources that do not come split"}
+    )
+    max_samples: Optional[int] = field(
+        default=None, metadata={"help": "keep a seeded random subset of this many images (quick runs)"}
+    )
+    seed: int = field(default=0, metadata={"help": "seeds the subset, the split and the rendering"})
+    overwrite: bool = field(default=False, metadata={"help": "replace an existing dataset in --output_dir"})
+    push_to_hub: Optional[str] = field(
+        default=None, metadata={"help": "also push the dataset and its card to this Hub repo", "metavar": "REPO_ID"}
+    )
+    private: bool = field(default=False, metadata={"help": "create the Hub repo private (with --push_to_hub)"})
 
-    def check(self, kind: str) -> None:
+    def check(self) -> None:
         """Cross-argument checks; raise `DataPrepError` with a sentence naming the argument."""
-        if kind not in KINDS:
-            raise DataPrepError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
-        if kind == "persian" and not self.source:
-            raise DataPrepError("--source: persian needs at least one .cdb file, image folder or zip")
         if not 8 <= self.image_size <= 1024:
             raise DataPrepError(f"--image_size {self.image_size}: choose a size between 8 and 1024")
         if not 0 < self.test_fraction < 1:
             raise DataPrepError(f"--test_fraction {self.test_fraction}: must be between 0 and 1 (exclusive)")
         if self.max_samples is not None and self.max_samples < 2:
             raise DataPrepError(f"--max_samples {self.max_samples}: must be at least 2 (one train, one test image)")
-        if self.per_class < 1:
-            raise DataPrepError(f"--per_class {self.per_class}: must be at least 1")
+        if self.private and not self.push_to_hub:
+            raise DataPrepError("--private only applies with --push_to_hub REPO_ID")
+
+
+@dataclass(kw_only=True)
+class MnistOptions(PrepareOptions):
+    """MNIST from a folder of IDX files or a Hub dataset."""
+
+    source: str = field(default=DEFAULT_MNIST_SOURCE, metadata={"help": "a folder of IDX files, or a Hub dataset id"})
+
+
+@dataclass(kw_only=True)
+class PersianOptions(PrepareOptions):
+    """Persian digits and letters from Hoda `.cdb` files, image folders and zips of them."""
+
+    source: list[str] = field(metadata={"help": ".cdb files, image folders or zips", "metavar": "PATH"})
+    layout: str = field(default="auto", metadata={"choices": LAYOUTS, "help": (
+        "image folder layout: per_sample (<root>/<any>/<label>.png), classes (<root>/<class>/*.png), "
+        "csv (labels.csv with file,label rows); auto detects it")})
+    numeric_labels: str = field(default="persian", metadata={"choices": tuple(NUMERIC_TABLES), "help": (
+        "what a number in a folder or file name means: persian = 0-9 digits then 10-45 letters; "
+        "letters = the 0-35 labels of the Hoda character set")})
+    skip_bad_images: bool = field(
+        default=False, metadata={"help": "skip unreadable images (and report how many) instead of failing"}
+    )
+
+    def check(self) -> None:
+        super().check()
+        if not self.source:
+            raise DataPrepError("--source: persian needs at least one .cdb file, image folder or zip")
         if self.layout not in LAYOUTS:
             raise DataPrepError(f"--layout {self.layout}: choose one of {', '.join(LAYOUTS)}")
         if self.numeric_labels not in NUMERIC_TABLES:
             raise DataPrepError(f"--numeric_labels {self.numeric_labels}: choose one of {', '.join(NUMERIC_TABLES)}")
-        if self.private and not self.push_to_hub:
-            raise DataPrepError("--private only applies with --push_to_hub REPO_ID")
+
+
+@dataclass(kw_only=True)
+class GlyphsOptions(PrepareOptions):
+    """Persian characters rendered from bundled fonts."""
+
+    per_class: int = field(default=200, metadata={"help": "images per class"})
+    extra_forms: bool = field(
+        default=False, metadata={"help": "add the four extra Hoda forms ئـ آ هـ ـه (46 classes, as Hoda)"}
+    )
+
+    def check(self) -> None:
+        super().check()
+        if self.per_class < 1:
+            raise DataPrepError(f"--per_class {self.per_class}: must be at least 1")
+
+
+# The options of each kind; its keys are the kinds.
+OPTIONS: dict[str, type[PrepareOptions]] = {"mnist": MnistOptions, "persian": PersianOptions, "glyphs": GlyphsOptions}
+KINDS = tuple(OPTIONS)
 
 
 def features_for(class_names: list[str]) -> datasets.Features:
@@ -172,7 +216,7 @@ def _open_sources(kind: str, options: PrepareOptions) -> list[Source]:
     if kind == "glyphs":
         return [glyph_source(options.per_class, image_size, options.seed, options.extra_forms)]
     if kind == "mnist":
-        source = str(options.source or DEFAULT_MNIST_SOURCE)
+        source = str(options.source)
         if Path(source).is_dir():
             return idx_sources(Path(source), image_size)
         if Path(source).exists():
@@ -213,11 +257,13 @@ def _looks_like_hub_id(text: str) -> bool:
     )
 
 
-def _api_call(kind: str, output_dir: Path, overwrite: bool, config: "PrepareOptions") -> str:
+def _api_call(kind: str, options: PrepareOptions) -> str:
     """The `prepare(...)` call that reproduces this run, for the card (the CLI passes its command line)."""
-    defaults = PrepareOptions()
-    arguments = [repr(kind), f"output_dir={str(output_dir)!r}"] + (["overwrite=True"] if overwrite else [])
-    arguments += [f"{k}={v!r}" for k, v in asdict(config).items() if k != "command" and v != getattr(defaults, k)]
+    arguments = [repr(kind)]
+    for option in fields(options):
+        value = getattr(options, option.name)
+        if option.default is MISSING or value != option.default:  # the required ones, and what differs
+            arguments.append(f"{option.name}={os.fspath(value) if isinstance(value, os.PathLike) else value!r}")
     return f"data_prep.prepare({', '.join(arguments)})"
 
 
@@ -258,14 +304,39 @@ def save_atomically(dataset_dict: datasets.DatasetDict, card: str, output_dir: P
         raise
 
 
-def prepare(kind: str, *, output_dir: str | os.PathLike, overwrite: bool = False, **options) -> datasets.DatasetDict:
+def _make_options(kind: str, **options) -> PrepareOptions:
+    """The checked options of `kind` (`OPTIONS[kind]`) from keyword arguments named like the CLI flags.
+
+    Raises:
+        `DataPrepError`: an unknown kind, an unknown or missing option, or a bad value.
+    """
+    if kind not in OPTIONS:
+        raise DataPrepError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
+    known = {option.name: option for option in fields(OPTIONS[kind])}
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise DataPrepError(f"unknown option(s) {', '.join(unknown)} for prepare({kind!r}); see python -m data_prep "
+                            f"{kind} --help")
+    missing = [f"--{name}" for name, option in known.items()
+               if option.default is MISSING and option.default_factory is MISSING and name not in options]
+    if missing:
+        raise DataPrepError(f"{kind} needs {', '.join(missing)}")
+    config = OPTIONS[kind](**options)
+    config.check()
+    return config
+
+
+def prepare(kind: str, *, command: str | None = None, **options) -> datasets.DatasetDict:
     """Convert a source into the project's dataset format and save it (and optionally push it).
 
     Args:
         kind (`str`): "mnist", "persian" or "glyphs".
-        output_dir (`str` or `os.PathLike`): where the `DatasetDict` and its card `README.md` are saved.
-        overwrite (`bool`, defaults to `False`): replace an existing dataset in `output_dir`.
-        **options: the fields of `PrepareOptions`, named like the CLI flags.
+        command (`str`, *optional*): the command line recorded in the card (the CLI passes its own); by default
+            the `prepare(...)` call itself.
+        **options: the fields of the kind's options, `OPTIONS[kind]` (`MnistOptions`, `PersianOptions` or
+            `GlyphsOptions`, all of them a `PrepareOptions`), named like the CLI flags: `output_dir` (required),
+            where the `DatasetDict` and its card `README.md` are saved; `overwrite`, to replace an existing
+            dataset there; persian's `source` (required), and so on.
 
     Returns:
         `datasets.DatasetDict`: the saved dataset, loaded from `output_dir`; splits "train" and "test",
@@ -283,13 +354,9 @@ def prepare(kind: str, *, output_dir: str | os.PathLike, overwrite: bool = False
     ['۰', '۱', '۲']
     ```
     """
-    unknown = set(options) - {f.name for f in fields(PrepareOptions)}
-    if unknown:
-        raise DataPrepError(f"unknown option(s) {', '.join(sorted(unknown))} for prepare()")
-    config = PrepareOptions(**options)
-    config.check(kind)
-    output_dir = Path(output_dir)
-    _check_output_dir(output_dir, overwrite)
+    config = _make_options(kind, **options)
+    output_dir = Path(config.output_dir)
+    _check_output_dir(output_dir, config.overwrite)
 
     sources = _open_sources(kind, config)
     dataset_dict, class_names = collect(
@@ -298,7 +365,7 @@ def prepare(kind: str, *, output_dir: str | os.PathLike, overwrite: bool = False
     skipped = [name for source in sources for name in source.skipped]
     if skipped:
         logger.warning("skipped %d unreadable image(s) (--skip_bad_images)", len(skipped))
-    command = config.command or _api_call(kind, output_dir, overwrite, config)
+    command = command or _api_call(kind, config)
     card = write_card(kind, dataset_dict, sources, config, command=command, skipped=len(skipped))
     save_atomically(dataset_dict, card, output_dir)
     if config.push_to_hub:

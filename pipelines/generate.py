@@ -3,56 +3,62 @@
     python -m pipelines.generate MODEL --num_images 64 --class_name ب --output grid.png --gif trajectory.gif
 """
 
-import argparse
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import PIL.Image
 import torch
+from transformers import HfArgumentParser
 
 from pipelines.glyph_pipeline import DEFAULT_NUM_INFERENCE_STEPS, GlyphDDPMPipeline, image_grid, save_trajectory_gif
 from pipelines.fast_inference import inference_autocast
 from pipelines.samplers import SAMPLERS, use_sampler
 
 
-class OneLineErrorParser(argparse.ArgumentParser):
+@dataclass
+class GenerateArguments:
+    """The options of `python -m pipelines.generate MODEL` (the model is the one positional argument)."""
+
+    output: str = field(default="grid.png", metadata={"help": "grid image to write (.png, .jpg, .webp, ...)"})
+    num_images: int = field(default=64, metadata={"help": "how many characters to draw"})
+    class_name: Optional[str] = field(default=None, metadata={"help": (
+        "character to draw, e.g. ب or ۷, or a class index (class-conditional models only; "
+        "default: cycle through all classes)")})
+    guidance_scale: float = field(default=1.0, metadata={"help": "classifier-free guidance scale; 1 means no guidance"})
+    steps: int = field(default=DEFAULT_NUM_INFERENCE_STEPS, metadata={"help": "denoising steps"})
+    scheduler: Optional[str] = field(default=None, metadata={
+        "choices": sorted(SAMPLERS), "help": "sampler to use instead of the one saved with the model"})
+    seed: int = field(default=0, metadata={"help": "random seed (same seed, same images)"})
+    cols: Optional[int] = field(default=None, metadata={"help": "images per grid row (default: a near-square grid)"})
+    gif: Optional[str] = field(
+        default=None, metadata={"help": "also write the denoising trajectory as an animated GIF here"}
+    )
+    gif_frames: int = field(default=20, metadata={"help": "frames in the GIF"})
+    device: str = field(default="cuda" if torch.cuda.is_available() else "cpu", metadata={"help": "torch device"})
+
+
+class OneLineErrorParser(HfArgumentParser):
     """Reports a bad argument in one line (no usage dump) and exits with code 2."""
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> HfArgumentParser:
+    """`HfArgumentParser` of `GenerateArguments`, plus the positional model."""
     parser = OneLineErrorParser(
+        GenerateArguments,
         prog="python -m pipelines.generate",
         description="Draw characters with a trained glyph DDPM and save them as one grid image.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("model", help="a folder saved by train_ddpm.py, or a Hub model id")
-    parser.add_argument("--output", default="grid.png", help="grid image to write (.png, .jpg, .webp, ...)")
-    parser.add_argument("--num_images", type=int, default=64, help="how many characters to draw")
-    parser.add_argument(
-        "--class_name",
-        help="character to draw, e.g. ب or ۷, or a class index (class-conditional models only; "
-        "default: cycle through all classes)",
-    )
-    parser.add_argument(
-        "--guidance_scale", type=float, default=1.0, help="classifier-free guidance scale; 1 means no guidance"
-    )
-    parser.add_argument("--steps", type=int, default=DEFAULT_NUM_INFERENCE_STEPS, help="denoising steps")
-    parser.add_argument(
-        "--scheduler", choices=sorted(SAMPLERS), help="sampler to use instead of the one saved with the model"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same images)")
-    parser.add_argument("--cols", type=int, help="images per grid row (default: a near-square grid)")
-    parser.add_argument("--gif", help="also write the denoising trajectory as an animated GIF here")
-    parser.add_argument("--gif_frames", type=int, default=20, help="frames in the GIF")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
     return parser
 
 
-def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+def check_args(parser: HfArgumentParser, args: GenerateArguments, model: str) -> None:
     """Reject impossible arguments with one sentence (exit code 2)."""
     for name in ("num_images", "steps"):
         if getattr(args, name) < 1:
@@ -70,8 +76,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
             parser.error(f"{flag} {path}: folder {Path(path).parent} does not exist")
     if args.gif is not None and not 2 <= args.gif_frames <= args.steps + 1:
         parser.error(f"--gif_frames must be between 2 and --steps + 1 ({args.steps + 1})")
-    if not os.path.isdir(args.model) and args.model.count("/") != 1:
-        parser.error(f"model {args.model}: no such folder, and not a Hub id (owner/name)")
+    if not os.path.isdir(model) and model.count("/") != 1:
+        parser.error(f"model {model}: no such folder, and not a Hub id (owner/name)")
 
 
 def parse_class_label(value: str | None, class_names: list[str] | None) -> str | int | None:
@@ -92,12 +98,12 @@ def save_atomically(image: PIL.Image.Image, path: str, **save_kwargs) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    check_args(parser, args)
+    args, positional = parser.parse_args_into_dataclasses(args=argv)
+    check_args(parser, args, positional.model)
     try:
-        pipe = GlyphDDPMPipeline.from_pretrained(args.model).to(args.device)
+        pipe = GlyphDDPMPipeline.from_pretrained(positional.model).to(args.device)
     except (OSError, ValueError) as error:
-        parser.error(f"model {args.model}: cannot load it ({str(error).splitlines()[0]})")
+        parser.error(f"model {positional.model}: cannot load it ({str(error).splitlines()[0]})")
     if args.scheduler:
         use_sampler(pipe, args.scheduler)
     class_label = parse_class_label(args.class_name, pipe.class_names)

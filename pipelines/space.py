@@ -14,18 +14,19 @@ only read.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import json
 import shutil
 import string
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from huggingface_hub import HfApi, SpaceCard
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
+from transformers import HfArgumentParser
 
 from pipelines.glyph_pipeline import GlyphDDPMPipeline
 from sharing import PushError, push_folder
@@ -184,28 +185,36 @@ def build_space(model: str, folder: str | Path, *, title: str = "Persian DDPM") 
     card.save(folder / "README.md")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+@dataclass
+class SpaceArguments:
+    """The options of `python -m pipelines.space MODEL` (the model is the one positional argument)."""
+
+    repo_id: str = field(metadata={"help": 'the Space, "namespace/name" (created if missing)'})
+    private: bool = field(default=False, metadata={"help": "create the Space private"})
+    title: str = field(default="Persian DDPM", metadata={"help": "the Space's title"})
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[SpaceArguments, str]:
+    """The options and the model."""
+    parser = HfArgumentParser(
+        SpaceArguments,
         prog="python -m pipelines.space",
         description="Publish the web demo (app.py) with a model as a Gradio Space on the Hugging Face Hub.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "model", help="a folder saved by train_ddpm.py (uploaded with the Space) or a Hub model id (loaded by it)"
     )
-    parser.add_argument("--repo_id", required=True, help='the Space, "namespace/name" (created if missing)')
-    parser.add_argument("--private", action="store_true", help="create the Space private")
-    parser.add_argument("--title", default="Persian DDPM", help="the Space's title")
-    return parser.parse_args(argv)
+    args, positional = parser.parse_args_into_dataclasses(args=argv)
+    return args, positional.model
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args, model = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="persian-ddpm-space-") as tmp:
         try:
-            build_space(args.model, tmp, title=args.title)
+            build_space(model, tmp, title=args.title)
             url = push_folder(tmp, args.repo_id, repo_type="space", private=args.private,
-                              commit_message=f"Publish the persian-ddpm demo with {args.model}")  # fmt: skip
+                              commit_message=f"Publish the persian-ddpm demo with {model}")  # fmt: skip
         except (SpaceError, PushError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2 if isinstance(error, SpaceError) else 1

@@ -1,18 +1,17 @@
 """One typed training config, the command line generated from it, and the start-up checks.
 
-Every hyperparameter lives in `TrainConfig`, with one comment per field saying why it exists or why
-its default is what it is. `parse_config` builds an `argparse` parser from the dataclass (flag names
-follow diffusers' `examples/unconditional_image_generation/train_unconditional.py` wherever the same
-concept exists), reads an optional `--config FILE` (YAML or JSON) whose keys are the field names,
-lets explicit flags override the file, and runs the cross-argument checks, which fail with one
-sentence and exit code 2.
+Every hyperparameter lives in `TrainConfig`, whose fields carry their `--help` text in
+`field(metadata={"help": ...})` saying why the field exists or why its default is what it is (the
+convention of transformers' `HfArgumentParser`, which builds the parser). Flag names follow diffusers'
+`examples/unconditional_image_generation/train_unconditional.py` wherever the same concept exists.
+`parse_config` reads an optional `--config FILE` (YAML or JSON) whose keys are the field names, lets explicit
+flags override the file, and runs the cross-argument checks, which fail with one sentence and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import json
 import typing
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import yaml
+from transformers import HfArgumentParser
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
@@ -34,152 +34,154 @@ class TrainConfig:
     """All settings of one training run (see `python train_ddpm.py --help`)."""
 
     # --- data ---
-    # `mnist`, `persian` or `glyphs` (prepared under `data_dir/<name>` by `python -m data_prep`), a
-    # `save_to_disk` folder, an image folder, or a Hub dataset id: one flag for every source.
-    dataset: str = "glyphs"
-    # Where the named datasets live; `glyphs` is rendered here on first use so a fresh machine needs no other step.
-    data_dir: str = "data"
-    # Side of the square training images; None keeps the dataset's own size (28 for MNIST/Hoda/glyphs).
-    resolution: Optional[int] = None
-    # Crop the centre instead of resizing the whole image; off because glyphs are already centred.
-    center_crop: bool = False
-    # Horizontal flips turn one character into another (or into no character), so they are off by default.
-    random_flip: bool = False
-    # Keep the whole split as one uint8 tensor (cached by the dataset's fingerprint) when it is at most
-    # this many GiB, so no PIL work happens per step; larger sets are decoded per batch instead.
-    max_in_memory_gb: float = 4.0
-    # Worker processes for decoding batches; only used when the dataset is too large to hold in memory.
-    dataloader_num_workers: int = 0
-    # Test images used for the validation loss; a fixed subset keeps the number comparable across steps.
-    num_validation_images: int = 512
+    dataset: str = field(default="glyphs", metadata={"help": (
+        "`mnist`, `persian` or `glyphs` (prepared under `data_dir/<name>` by `python -m data_prep`), a "
+        "`save_to_disk` folder, an image folder, or a Hub dataset id: one flag for every source.")})
+    data_dir: str = field(default="data", metadata={"help": (
+        "Where the named datasets live; `glyphs` is rendered here on first use so a fresh machine needs no other "
+        "step.")})
+    resolution: Optional[int] = field(default=None, metadata={"help": (
+        "Side of the square training images; None keeps the dataset's own size (28 for MNIST/Hoda/glyphs).")})
+    center_crop: bool = field(default=False, metadata={"help": (
+        "Crop the centre instead of resizing the whole image; off because glyphs are already centred.")})
+    random_flip: bool = field(default=False, metadata={"help": (
+        "Horizontal flips turn one character into another (or into no character), so they are off by default.")})
+    max_in_memory_gb: float = field(default=4.0, metadata={"help": (
+        "Keep the whole split as one uint8 tensor (cached by the dataset's fingerprint) when it is at most this "
+        "many GiB, so no PIL work happens per step; larger sets are decoded per batch instead.")})
+    dataloader_num_workers: int = field(default=0, metadata={"help": (
+        "Worker processes for decoding batches; only used when the dataset is too large to hold in memory.")})
+    num_validation_images: int = field(default=512, metadata={"help": (
+        "Test images used for the validation loss; a fixed subset keeps the number comparable across steps.")})
 
     # --- model ---
-    # `tiny` (~1.1M parameters, 2-core CPU), `small` (~6.5M, laptop/GPU) or `base` (~27M, GPU): see training/model.py.
-    model_preset: str = "tiny"
-    # A UNet2DModel config (folder, config.json or Hub id) to use instead of a preset.
-    model_config_name_or_path: Optional[str] = None
-    # Channels per resolution level; overrides the preset (each level but the last halves the image).
-    block_out_channels: Optional[tuple[int, ...]] = None
-    # ResNet blocks per level; overrides the preset.
-    layers_per_block: Optional[int] = None
-    # Levels (0 = full resolution) with self-attention; overrides the preset. Attention is cheap only at low resolution.
-    attention_levels: Optional[tuple[int, ...]] = None
-    # GroupNorm groups; must divide every entry of block_out_channels.
-    norm_num_groups: Optional[int] = None
-    # Dropout in the ResNet blocks; small data sets (a few thousand glyphs) overfit without it.
-    dropout: Optional[float] = None
-    # Train with the dataset's labels through a class embedding, plus one "null" class for guidance.
-    class_conditional: bool = False
-    # Share of labels replaced by the null class, so one model also learns p(x) for classifier-free guidance.
-    class_dropout: float = 0.1
+    model_preset: str = field(default="tiny", metadata={"choices": MODEL_PRESETS, "help": (
+        "`tiny` (~1.1M parameters, 2-core CPU), `small` (~6.5M, laptop/GPU) or `base` (~27M, GPU): see "
+        "training/model.py.")})
+    model_config_name_or_path: Optional[str] = field(default=None, metadata={"help": (
+        "A UNet2DModel config (folder, config.json or Hub id) to use instead of a preset.")})
+    block_out_channels: Optional[tuple[int, ...]] = field(default=None, metadata={"help": (
+        "Channels per resolution level; overrides the preset (each level but the last halves the image).")})
+    layers_per_block: Optional[int] = field(default=None, metadata={"help": (
+        "ResNet blocks per level; overrides the preset.")})
+    attention_levels: Optional[tuple[int, ...]] = field(default=None, metadata={"help": (
+        "Levels (0 = full resolution) with self-attention; overrides the preset. Attention is cheap only at low "
+        "resolution.")})
+    norm_num_groups: Optional[int] = field(default=None, metadata={"help": (
+        "GroupNorm groups; must divide every entry of block_out_channels.")})
+    dropout: Optional[float] = field(default=None, metadata={"help": (
+        "Dropout in the ResNet blocks; small data sets (a few thousand glyphs) overfit without it.")})
+    class_conditional: bool = field(default=False, metadata={"help": (
+        'Train with the dataset\'s labels through a class embedding, plus one "null" class for guidance.')})
+    class_dropout: float = field(default=0.1, metadata={"help": (
+        "Share of labels replaced by the null class, so one model also learns p(x) for classifier-free "
+        "guidance.")})
 
     # --- noise ---
-    # Diffusion steps T of the forward process (Ho et al. 2020 use 1000).
-    ddpm_num_steps: int = 1000
-    # Beta schedule: `squaredcos_cap_v2` (cosine, Nichol & Dhariwal 2021) or `linear` (Ho et al. 2020). Cosine
-    # with v targets and min-SNR-5 is the default by measurement: on MNIST it reached in 400 steps the
-    # Fréchet distance that linear betas with epsilon targets reached in 800 (README, "Training"). Cosine
-    # with epsilon targets is a poor pair: its DPM-Solver++ samples were still noise after 1500 steps.
-    ddpm_beta_schedule: str = "squaredcos_cap_v2"
-    # What the UNet predicts: the noise, the velocity v (Salimans & Ho 2022) or the clean image.
-    prediction_type: str = "v_prediction"
-    # Min-SNR-gamma loss weighting (Hang et al. 2023, arXiv:2303.09556); None trains with plain MSE.
-    snr_gamma: Optional[float] = 5.0
+    ddpm_num_steps: int = field(default=1000, metadata={"help": (
+        "Diffusion steps T of the forward process (Ho et al. 2020 use 1000).")})
+    ddpm_beta_schedule: str = field(default="squaredcos_cap_v2", metadata={"choices": BETA_SCHEDULES, "help": (
+        "Beta schedule: `squaredcos_cap_v2` (cosine, Nichol & Dhariwal 2021) or `linear` (Ho et al. 2020). Cosine "
+        "with v targets and min-SNR-5 is the default by measurement: on MNIST it reached in 400 steps the "
+        "Fréchet distance that linear betas with epsilon targets reached in 800 (README, \"Training\"). Cosine "
+        "with epsilon targets is a poor pair: its DPM-Solver++ samples were still noise after 1500 steps.")})
+    prediction_type: str = field(default="v_prediction", metadata={"choices": PREDICTION_TYPES, "help": (
+        "What the UNet predicts: the noise, the velocity v (Salimans & Ho 2022) or the clean image.")})
+    snr_gamma: Optional[float] = field(default=5.0, metadata={"help": (
+        "Min-SNR-gamma loss weighting (Hang et al. 2023, arXiv:2303.09556); None trains with plain MSE.")})
 
     # --- optimisation ---
-    # Images per process per micro-batch; the effective batch is this x processes x accumulation steps. 64: on a
-    # CPU budget of minutes, more and smaller updates learn faster per image seen (docs/time_to_quality.md).
-    train_batch_size: int = 64
-    # Passes over the training split; ignored when max_train_steps is set.
-    num_epochs: int = 100
-    # Optimizer steps to train for; overrides num_epochs when set.
-    max_train_steps: Optional[int] = None
-    # Wall-clock budget in minutes (training, validation and sample grids, counted across resumes): at the first
-    # logging step past it, training stops and the model is saved as it is. None trains to the last step.
-    max_train_minutes: Optional[float] = None
-    # Micro-batches per optimizer step, to reach a large batch on small memory.
-    gradient_accumulation_steps: int = 1
-    # Peak learning rate; None takes the preset's (small UNets train fastest near 1e-3, large ones near 2e-4).
-    learning_rate: Optional[float] = None
-    # diffusers' LR schedule name; counted in optimizer steps (not micro-batches), and with --max_train_minutes in
-    # the share of the budget used when that is further along, so that it decays to the end of the budget.
-    lr_scheduler: str = "cosine"
-    # Linear warm-up steps; AdamW at 1e-3 on a fresh UNet needs about a hundred.
-    lr_warmup_steps: int = 100
-    # AdamW first-moment decay.
-    adam_beta1: float = 0.9
-    # AdamW second-moment decay.
-    adam_beta2: float = 0.999
-    # AdamW decoupled weight decay; tiny because diffusion UNets rarely overfit MNIST-sized data.
-    adam_weight_decay: float = 1e-6
-    # AdamW epsilon.
-    adam_epsilon: float = 1e-8
-    # Gradient-norm clip; guards the first steps where the loss at high noise levels spikes.
-    max_grad_norm: float = 1.0
-    # `auto` keeps what `accelerate launch --mixed_precision` asked for, else measures a few steps in float32
-    # and in bf16 and takes the faster (never bf16 on a CPU without native bf16; training/precision.py);
-    # `no`, `bf16` (CPU and GPU) or `fp16` (GPU only) force one.
-    mixed_precision: str = "auto"
-    # Seed for weights, data order and noise; the same seed gives the same run.
-    seed: int = 0
-    # CPU threads per process; None gives each local process its share of the cores that other jobs are not
-    # using at start-up (measured over half a second, training/threads.py).
-    num_threads: Optional[int] = None
+    train_batch_size: int = field(default=64, metadata={"help": (
+        "Images per process per micro-batch; the effective batch is this x processes x accumulation steps. 64: "
+        "on a CPU budget of minutes, more and smaller updates learn faster per image seen "
+        "(docs/time_to_quality.md).")})
+    num_epochs: int = field(default=100, metadata={"help": (
+        "Passes over the training split; ignored when max_train_steps is set.")})
+    max_train_steps: Optional[int] = field(default=None, metadata={"help": (
+        "Optimizer steps to train for; overrides num_epochs when set.")})
+    max_train_minutes: Optional[float] = field(default=None, metadata={"help": (
+        "Wall-clock budget in minutes (training, validation and sample grids, counted across resumes): at the "
+        "first logging step past it, training stops and the model is saved as it is. None trains to the last "
+        "step.")})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": (
+        "Micro-batches per optimizer step, to reach a large batch on small memory.")})
+    learning_rate: Optional[float] = field(default=None, metadata={"help": (
+        "Peak learning rate; None takes the preset's (small UNets train fastest near 1e-3, large ones near "
+        "2e-4).")})
+    lr_scheduler: str = field(default="cosine", metadata={"choices": LR_SCHEDULERS, "help": (
+        "diffusers' LR schedule name; counted in optimizer steps (not micro-batches), and with "
+        "--max_train_minutes in the share of the budget used when that is further along, so that it decays to "
+        "the end of the budget.")})
+    lr_warmup_steps: int = field(default=100, metadata={"help": (
+        "Linear warm-up steps; AdamW at 1e-3 on a fresh UNet needs about a hundred.")})
+    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW first-moment decay."})
+    adam_beta2: float = field(default=0.999, metadata={"help": "AdamW second-moment decay."})
+    adam_weight_decay: float = field(default=1e-6, metadata={"help": (
+        "AdamW decoupled weight decay; tiny because diffusion UNets rarely overfit MNIST-sized data.")})
+    adam_epsilon: float = field(default=1e-8, metadata={"help": "AdamW epsilon."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": (
+        "Gradient-norm clip; guards the first steps where the loss at high noise levels spikes.")})
+    mixed_precision: str = field(default="auto", metadata={"choices": MIXED_PRECISION, "help": (
+        "`auto` keeps what `accelerate launch --mixed_precision` asked for, else measures a few steps in float32 "
+        "and in bf16 and takes the faster (never bf16 on a CPU without native bf16; training/precision.py); "
+        "`no`, `bf16` (CPU and GPU) or `fp16` (GPU only) force one.")})
+    seed: int = field(default=0, metadata={"help": (
+        "Seed for weights, data order and noise; the same seed gives the same run.")})
+    num_threads: Optional[int] = field(default=None, metadata={"help": (
+        "CPU threads per process; None gives each local process its share of the cores that other jobs are not "
+        "using at start-up (measured over half a second, training/threads.py).")})
 
     # --- EMA ---
-    # Keep an exponential moving average of the weights and save that; EMA samples are much cleaner.
-    use_ema: bool = True
-    # Upper bound of the EMA decay.
-    ema_max_decay: float = 0.9999
-    # EMA warm-up: decay = 1 - (1 + step / inv_gamma) ** -power (diffusers' EMAModel).
-    ema_inv_gamma: float = 1.0
-    # EMA warm-up power; 3/4 suits runs of thousands rather than millions of steps.
-    ema_power: float = 0.75
+    use_ema: bool = field(default=True, metadata={"help": (
+        "Keep an exponential moving average of the weights and save that; EMA samples are much cleaner.")})
+    ema_max_decay: float = field(default=0.9999, metadata={"help": "Upper bound of the EMA decay."})
+    ema_inv_gamma: float = field(default=1.0, metadata={"help": (
+        "EMA warm-up: decay = 1 - (1 + step / inv_gamma) ** -power (diffusers' EMAModel).")})
+    ema_power: float = field(default=0.75, metadata={"help": (
+        "EMA warm-up power; 3/4 suits runs of thousands rather than millions of steps.")})
 
     # --- watching it learn ---
-    # Optimizer steps between validation losses on the test split.
-    validation_steps: int = 250
-    # Optimizer steps between sample grids (EMA weights, DPM-Solver++).
-    save_images_steps: int = 500
-    # Images in each sample grid (diffusers' example calls this eval_batch_size).
-    eval_batch_size: int = 64
-    # Sampler steps for the grids; DPM-Solver++ (Lu et al. 2022) is good at 25.
-    num_inference_steps: int = 25
-    # Experiment tracker; TensorBoard is installed with the project.
-    logger: str = "tensorboard"
-    # Tracker logs, relative to output_dir.
-    logging_dir: str = "logs"
+    validation_steps: int = field(default=250, metadata={"help": (
+        "Optimizer steps between validation losses on the test split.")})
+    save_images_steps: int = field(default=500, metadata={"help": (
+        "Optimizer steps between sample grids (EMA weights, DPM-Solver++).")})
+    eval_batch_size: int = field(default=64, metadata={"help": (
+        "Images in each sample grid (diffusers' example calls this eval_batch_size).")})
+    num_inference_steps: int = field(default=25, metadata={"help": (
+        "Sampler steps for the grids; DPM-Solver++ (Lu et al. 2022) is good at 25.")})
+    logger: str = field(default="tensorboard", metadata={"choices": LOGGERS, "help": (
+        "Experiment tracker; TensorBoard is installed with the project.")})
+    logging_dir: str = field(default="logs", metadata={"help": "Tracker logs, relative to output_dir."})
 
     # --- sample quality during training ---
-    # Optimizer steps between Fréchet distances of samples (EMA weights, fast sampler) to the test split;
-    # None turns the check off. The loss says little about samples; this number ranks checkpoints.
-    eval_steps: Optional[int] = None
-    # Domain classifier folder from `python -m evaluation.train_classifier`, whose features the distance is
-    # measured in (Inception features, the usual FID, judge 28-px glyphs poorly and need the internet).
-    eval_classifier: Optional[str] = None
-    # Samples per check: a few hundred rank checkpoints well; the value itself is biased upwards at small sizes.
-    eval_num_samples: int = 256
-    # Also save the EMA model with the lowest distance so far as a pipeline in output_dir/best/.
-    keep_best_by_fid: bool = False
-    # Also save the (EMA) model as a pipeline in output_dir/snapshots/<M>min/ when training time passes each
-    # of these minutes, e.g. `2 5 10`: quality against time from one run (benchmarks/time_to_quality.py).
-    snapshot_minutes: Optional[tuple[float, ...]] = None
+    eval_steps: Optional[int] = field(default=None, metadata={"help": (
+        "Optimizer steps between Fréchet distances of samples (EMA weights, fast sampler) to the test split; "
+        "None turns the check off. The loss says little about samples; this number ranks checkpoints.")})
+    eval_classifier: Optional[str] = field(default=None, metadata={"help": (
+        "Domain classifier folder from `python -m evaluation.train_classifier`, whose features the distance is "
+        "measured in (Inception features, the usual FID, judge 28-px glyphs poorly and need the internet).")})
+    eval_num_samples: int = field(default=256, metadata={"help": (
+        "Samples per check: a few hundred rank checkpoints well; the value itself is biased upwards at small "
+        "sizes.")})
+    keep_best_by_fid: bool = field(default=False, metadata={"help": (
+        "Also save the EMA model with the lowest distance so far as a pipeline in output_dir/best/.")})
+    snapshot_minutes: Optional[tuple[float, ...]] = field(default=None, metadata={"help": (
+        "Also save the (EMA) model as a pipeline in output_dir/snapshots/<M>min/ when training time passes each "
+        "of these minutes, e.g. `2 5 10`: quality against time from one run (benchmarks/time_to_quality.py).")})
 
     # --- checkpoints and output ---
-    # Where the pipeline, checkpoints, logs, grids and loss curves go.
-    output_dir: str = "ddpm-model"
-    # Optimizer steps between checkpoints.
-    checkpointing_steps: int = 500
-    # Keep at most this many checkpoints (oldest removed first); None keeps all.
-    checkpoints_total_limit: Optional[int] = 2
-    # A checkpoint folder, or `latest` for the newest in output_dir, to continue from.
-    resume_from_checkpoint: Optional[str] = None
-    # Upload the saved pipeline (not checkpoints or logs) to the Hub at the end.
-    push_to_hub: bool = False
-    # Hub repository id for push_to_hub, e.g. `user/ddpm-mnist`.
-    hub_model_id: Optional[str] = None
-    # Create the Hub repository as private.
-    hub_private_repo: bool = False
+    output_dir: str = field(default="ddpm-model", metadata={"help": (
+        "Where the pipeline, checkpoints, logs, grids and loss curves go.")})
+    checkpointing_steps: int = field(default=500, metadata={"help": "Optimizer steps between checkpoints."})
+    checkpoints_total_limit: Optional[int] = field(default=2, metadata={"help": (
+        "Keep at most this many checkpoints (oldest removed first); None keeps all.")})
+    resume_from_checkpoint: Optional[str] = field(default=None, metadata={"help": (
+        "A checkpoint folder, or `latest` for the newest in output_dir, to continue from.")})
+    push_to_hub: bool = field(default=False, metadata={"help": (
+        "Upload the saved pipeline (not checkpoints or logs) to the Hub at the end.")})
+    hub_model_id: Optional[str] = field(default=None, metadata={"help": (
+        "Hub repository id for push_to_hub, e.g. `user/ddpm-mnist`.")})
+    hub_private_repo: bool = field(default=False, metadata={"help": "Create the Hub repository as private."})
 
     # Not a training setting: the YAML/JSON file the other values came from (kept for the record).
     config: Optional[str] = field(default=None, metadata={"help": "YAML or JSON file of settings; flags override it."})
@@ -193,33 +195,8 @@ class ConfigError(ValueError):
     """A contradictory or impossible setting, reported as one sentence at start-up."""
 
 
-_CHOICES = {
-    "prediction_type": PREDICTION_TYPES,
-    "ddpm_beta_schedule": BETA_SCHEDULES,
-    "lr_scheduler": LR_SCHEDULERS,
-    "mixed_precision": MIXED_PRECISION,
-    "logger": LOGGERS,
-    "model_preset": MODEL_PRESETS,
-}
-
-
-def _field_help() -> dict[str, str]:
-    """The comment above each field of `TrainConfig`, used as its `--help` text."""
-    helps, comment = {}, []
-    for line in inspect.getsource(TrainConfig).splitlines():
-        stripped = line.strip()
-        if stripped.startswith("# ---"):
-            comment = []
-        elif stripped.startswith("#"):
-            comment.append(stripped.lstrip("# "))
-        elif ":" in stripped and not stripped.startswith(("def ", '"""', "@")):
-            name = stripped.split(":", 1)[0]
-            if comment:
-                helps[name] = " ".join(comment)
-            comment = []
-        else:
-            comment = []
-    return helps
+# The fields with a fixed set of values; argparse checks flags against them, `check_config` file values too.
+_CHOICES = {f.name: f.metadata["choices"] for f in dataclasses.fields(TrainConfig) if "choices" in f.metadata}
 
 
 def _base_type(annotation: Any) -> tuple[type, bool]:
@@ -242,29 +219,36 @@ def _none_or(kind: type):
     return convert
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """An argparse parser with one flag per `TrainConfig` field, generated from the dataclass."""
-    parser = argparse.ArgumentParser(
+def build_parser() -> HfArgumentParser:
+    """transformers' `HfArgumentParser` for `TrainConfig`: one flag per field, its help from the field's metadata."""
+    parser = HfArgumentParser(
+        TrainConfig,
         prog="train_ddpm.py",
         description="Train a DDPM (diffusers UNet2DModel + DDPMScheduler) on handwritten characters with accelerate.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    helps = _field_help()
-    hints = typing.get_type_hints(TrainConfig)
-    for f in dataclasses.fields(TrainConfig):
-        kind, is_tuple = _base_type(hints[f.name])
-        kwargs: dict[str, Any] = {"default": f.default, "help": f.metadata.get("help") or helps.get(f.name, " ")}
-        if kind is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        else:
-            optional = type(None) in typing.get_args(hints[f.name])
-            kwargs["type"] = _none_or(kind) if optional and not is_tuple else kind
-            if is_tuple:
-                kwargs["nargs"] = "+"
-            if f.name in _CHOICES:
-                kwargs["choices"] = _CHOICES[f.name]
-        parser.add_argument(f"--{f.name}", **kwargs)
+    _keep_flag_forms(parser)
     return parser
+
+
+def _keep_flag_forms(parser: HfArgumentParser) -> None:
+    """Amend the generated flags where train_ddpm.py has always taken forms that `HfArgumentParser` does not make.
+
+    `HfArgumentParser` reads an `Optional[float]` as a plain float, hands `tuple[int, ...]` to argparse as the
+    type (so `32` would become `("3", "2")`), and negates only the switches that are on by default, as
+    `--no_use_ema`. Here, as before: `none` sets an optional number or name to None (`--snr_gamma none`), a tuple
+    field takes one or more values (`--block_out_channels 32 64 64`; a config file may give `[]`), and every
+    switch also has argparse's `--no-<name>` (`--no-use_ema`, `--no-random_flip`).
+    """
+    for name, annotation in typing.get_type_hints(TrainConfig).items():
+        kind, is_tuple = _base_type(annotation)
+        action = parser._option_string_actions[f"--{name}"]
+        if is_tuple:
+            action.type, action.nargs = kind, "+"
+        elif kind is bool:
+            parser.add_argument(f"--no-{name}", action="store_false", dest=name, default=argparse.SUPPRESS,
+                                help=f"Turn --{name} off.")
+        elif type(None) in typing.get_args(annotation):
+            action.type = _none_or(kind)
 
 
 def load_config_file(path: str) -> dict[str, Any]:
