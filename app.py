@@ -32,6 +32,7 @@ from pipelines import GlyphDDPMPipeline, image_grid, save_trajectory_gif  # noqa
 from pipelines.glyph_pipeline import DEFAULT_NUM_INFERENCE_STEPS  # noqa: E402
 from pipelines.fast_inference import inference_autocast  # noqa: E402
 from pipelines.samplers import use_sampler  # noqa: E402
+from sharing import first_line  # noqa: E402
 
 # The model the README quick start trains; `--model`, $PERSIAN_DDPM_MODEL and a published Space's
 # model_id.txt override it.
@@ -82,7 +83,7 @@ def load_model(model: str) -> GlyphDDPMPipeline:
     try:
         pipe = GlyphDDPMPipeline.from_pretrained(model)
     except Exception as error:  # any loader failure (missing folder, offline Hub, bad files) becomes one line
-        reason = next(iter(str(error).strip().splitlines()), "").rstrip(".") or type(error).__name__
+        reason = first_line(error).rstrip(".")
         if not os.path.isdir(model):
             reason = f"no such folder, and as a Hub id: {reason}"
         raise ModelLoadError(

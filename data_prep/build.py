@@ -12,9 +12,11 @@ import datasets
 import numpy as np
 from tqdm.auto import tqdm
 
+from sharing import first_line
+
 from .card import write_card
 from .classes import MNIST_CLASSES, NUMERIC_TABLES, persian_order
-from .errors import DataPrepError, first_line
+from .errors import DataPrepError
 from .glyphs import glyph_source
 from .hoda_cdb import cdb_source
 from .idx import hub_sources, idx_sources

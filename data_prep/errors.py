@@ -1,4 +1,4 @@
-"""The one exception type of `data_prep`, and how its messages quote other errors."""
+"""The one exception type of `data_prep`."""
 
 
 class DataPrepError(Exception):
@@ -8,8 +8,3 @@ class DataPrepError(Exception):
     prints it and exits with status 2.
     """
 
-
-def first_line(error: BaseException) -> str:
-    """The first line of an error's message (or its type name), to quote a library's error in one line."""
-    text = str(error)
-    return text.splitlines()[0] if text else type(error).__name__

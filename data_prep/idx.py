@@ -11,7 +11,9 @@ import numpy as np
 from PIL import Image
 
 from .classes import MNIST_CLASSES
-from .errors import DataPrepError, first_line
+from sharing import first_line
+
+from .errors import DataPrepError
 from .normalize import resize_square
 from .sources import Source, file_provenance
 

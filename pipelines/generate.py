@@ -16,6 +16,7 @@ from transformers import HfArgumentParser
 from pipelines.glyph_pipeline import DEFAULT_NUM_INFERENCE_STEPS, GlyphDDPMPipeline, image_grid, save_trajectory_gif
 from pipelines.fast_inference import inference_autocast
 from pipelines.samplers import SAMPLERS, use_sampler
+from sharing import first_line
 
 
 @dataclass
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         pipe = GlyphDDPMPipeline.from_pretrained(positional.model).to(args.device)
     except (OSError, ValueError) as error:
-        parser.error(f"model {positional.model}: cannot load it ({str(error).splitlines()[0]})")
+        parser.error(f"model {positional.model}: cannot load it ({first_line(error)})")
     if args.scheduler:
         use_sampler(pipe, args.scheduler)
     class_label = parse_class_label(args.class_name, pipe.class_names)

@@ -29,7 +29,7 @@ from huggingface_hub.utils import validate_repo_id
 from transformers import HfArgumentParser
 
 from pipelines.glyph_pipeline import GlyphDDPMPipeline
-from sharing import PushError, push_folder
+from sharing import PushError, first_line, push_folder
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_DIR = PROJECT_ROOT / "space"
@@ -43,17 +43,13 @@ class SpaceError(Exception):
     """A model or project file that cannot make a Space; the message is one line naming it and what to do."""
 
 
-def _first_line(error: Exception) -> str:
-    return next(iter(str(error).strip().splitlines()), "") or type(error).__name__
-
-
 def _check_local_model(folder: Path) -> None:
     if not (folder / "model_index.json").is_file():
         raise SpaceError(f"{folder}: not a saved pipeline (no model_index.json); pass a folder saved by train_ddpm.py")
     try:
         GlyphDDPMPipeline.from_pretrained(folder)  # the app's loader: fails on missing or broken weights and configs
     except Exception as error:  # any loader failure becomes one line
-        message = f"{folder}: the pipeline does not load ({_first_line(error)}); save it again with train_ddpm.py"
+        message = f"{folder}: the pipeline does not load ({first_line(error)}); save it again with train_ddpm.py"
         raise SpaceError(message) from error
 
 
@@ -66,7 +62,7 @@ def _check_hub_model(model_id: str) -> None:
     try:
         found = HfApi().file_exists(model_id, "model_index.json")
     except Exception as error:  # network and authentication failures alike
-        reason = _first_line(error)
+        reason = first_line(error)
         message = f"{model_id}: no such folder, and the Hub could not be asked for it as a model id ({reason})"
         raise SpaceError(message) from error
     if not found:

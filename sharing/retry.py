@@ -36,6 +36,12 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, httpx2.TransportError)
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (or its type name): how every command quotes a library's error."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 def describe(error: BaseException) -> str:
     """One line saying what went wrong and, for the usual permanent causes, what to do."""
     if isinstance(error, OfflineModeIsEnabled):
@@ -50,8 +56,7 @@ def describe(error: BaseException) -> str:
             404: "check the repo id and repo type, and that your token can see the repo",
         }
         return f"{first}; {hints[status]}" if status in hints else first
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+    return f"{type(error).__name__}: {first_line(error)}" if str(error).strip() else type(error).__name__
 
 
 def retry_transient(

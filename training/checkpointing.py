@@ -15,6 +15,7 @@ from pathlib import Path
 
 from accelerate import Accelerator
 
+from sharing import first_line
 from training.config import ConfigError
 
 CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
@@ -125,4 +126,4 @@ def load_checkpoint(accelerator: Accelerator, checkpoint: Path) -> None:
         accelerator.load_state(str(checkpoint))
     except (RuntimeError, KeyError, ValueError, FileNotFoundError) as err:
         raise ConfigError(f"--resume_from_checkpoint {checkpoint}: it does not match this run's model or settings "
-                          f"({type(err).__name__}: {str(err).splitlines()[0][:200]}).") from err
+                          f"({type(err).__name__}: {first_line(err)[:200]}).") from err
