@@ -1,6 +1,8 @@
 """Turn MNIST IDX files, Hoda `.cdb` files, image folders/zips or rendered glyphs into one dataset format.
 
 `prepare(kind, output_dir=..., **options)` is the Python API; `python -m data_prep KIND ...` the CLI.
+`data_prep.resolve.resolve_dataset(dataset)` turns any `--dataset` value (a named set, a `save_to_disk`
+folder, an image folder or a Hub id) into train/test splits, for every command that reads data.
 """
 
 from .build import PrepareOptions, prepare

@@ -19,11 +19,11 @@ from .hoda_cdb import cdb_source
 from .idx import hub_sources, idx_sources
 from .image_folder import LAYOUTS, image_folder_source
 from .push import push_dataset
+from .resolve import NAMED_DATASETS as KINDS, looks_like_hub_id
 from .sources import Source
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("mnist", "persian", "glyphs")
 DEFAULT_MNIST_SOURCE = "ylecun/mnist"
 
 
@@ -177,7 +177,7 @@ def _open_sources(kind: str, options: PrepareOptions) -> list[Source]:
             return idx_sources(Path(source), image_size)
         if Path(source).exists():
             raise DataPrepError(f"--source {source}: expected a directory holding the MNIST IDX files")
-        if not _looks_like_hub_id(source):
+        if not looks_like_hub_id(source):
             raise DataPrepError(f"--source {source}: no such directory (nor a Hub id like {DEFAULT_MNIST_SOURCE})")
         return hub_sources(source, image_size)
     sources = []
@@ -202,15 +202,6 @@ def _open_sources(kind: str, options: PrepareOptions) -> list[Source]:
                 f"--source {path}: unknown format; expected a Hoda .cdb file, an image folder or a .zip of one"
             )
     return sources
-
-
-def _looks_like_hub_id(text: str) -> bool:
-    """"name" or "owner/name" made of letters, digits, "-", "_" and "." (not leading)."""
-    parts = text.split("/")
-    return 1 <= len(parts) <= 2 and all(
-        part and not part.startswith(".") and part.replace("-", "").replace("_", "").replace(".", "").isalnum()
-        for part in parts
-    )
 
 
 def _api_call(kind: str, output_dir: Path, overwrite: bool, config: "PrepareOptions") -> str:
