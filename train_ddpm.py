@@ -13,8 +13,9 @@ import sys
 import torch
 from accelerate.utils import set_seed
 
+from data_prep.resolve import DataError, resolve_dataset
 from training.config import ConfigError, TrainConfig, parse_config
-from training.data import DataError, image_channels, load_glyph_data, native_resolution
+from training.data import image_channels, native_resolution
 from training.loop import Trainer, make_accelerator, make_state
 from training.model import build_noise_scheduler, build_unet, count_parameters
 from training.precision import resolve_mixed_precision
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # 2. data: the named set (built on first use by the main process), a folder or a Hub id
     with state.main_process_first():
-        data = load_glyph_data(cfg.dataset, cfg.data_dir, cfg.seed)
+        data = resolve_dataset(cfg.dataset, cfg.data_dir, cfg.seed)
     check_data(cfg, data)
     train_split = data.splits["train"]
     resolution = cfg.resolution or native_resolution(train_split, data.image_column)

@@ -24,9 +24,10 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from data_prep.resolve import resolve_dataset
 from pipelines import save_pipeline
 from pipelines.fast_inference import cpu_has_native_bf16
-from training.data import cached_images, load_glyph_data, to_model_range
+from training.data import cached_images, to_model_range
 from training.loop import SNAPSHOT_DIR, SNAPSHOT_PROGRESS
 
 WARMUP, ESTIMATE_AFTER, BATCH, EMA_DECAY = 100, 50, 64, 0.999
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     torch.manual_seed(args.seed)
-    data = load_glyph_data(args.dataset, args.data_dir, args.seed)
+    data = resolve_dataset(args.dataset, args.data_dir, args.seed)
     images = cached_images(data.splits["train"], data.image_column, 28, 1)  # (N, 1, 28, 28) uint8
     unet = UNet2DModel(sample_size=28, in_channels=1, out_channels=1, block_out_channels=(32, 64, 64),
                        layers_per_block=1, norm_num_groups=8, down_block_types=("DownBlock2D",) * 3,

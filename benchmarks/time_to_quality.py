@@ -137,8 +137,8 @@ def score_all(args, names: list[str]) -> dict[str, list[dict]]:
             snapshot = args.output_dir / name / "snapshots" / f"{minutes:g}min"
             out = args.output_dir / name / "eval" / f"{minutes:g}min"
             if not (out / "metrics.json").is_file():
-                command = [sys.executable, "-m", "evaluation", str(snapshot), "--dataset",
-                           str(Path(args.data_dir, args.dataset)), "--classifier", args.classifier,
+                command = [sys.executable, "-m", "evaluation", str(snapshot), "--dataset", args.dataset,
+                           "--data_dir", args.data_dir, "--classifier", args.classifier,
                            "--num_samples", str(args.num_samples), "--guidance_scale", str(args.guidance_scale),
                            "--output_dir", str(out), "--overwrite"]
                 print("$", shlex.join(command), flush=True)

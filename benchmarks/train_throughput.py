@@ -24,9 +24,10 @@ import numpy as np
 import PIL.Image
 import torch
 
+from data_prep.resolve import resolve_dataset
 from training.config import TrainConfig
-from training.data import (EpochBatchSampler, TensorImages, cached_images, image_channels, load_glyph_data,
-                           make_loader, native_resolution, to_model_range)
+from training.data import (EpochBatchSampler, TensorImages, cached_images, image_channels, make_loader,
+                           native_resolution, to_model_range)
 from training.losses import diffusion_loss, training_target
 from training.model import build_noise_scheduler, build_unet, count_parameters, learning_rate
 
@@ -144,7 +145,7 @@ def main() -> None:
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     precisions = args.precisions or (["fp32", "bf16", "fp16"] if device.type == "cuda" else ["fp32", "bf16"])
-    data = load_glyph_data(args.dataset, args.data_dir)
+    data = resolve_dataset(args.dataset, args.data_dir)
     split = data.splits["train"]
     resolution, channels = native_resolution(split, data.image_column), image_channels(split, data.image_column)
     ours = TensorImages(cached_images(split, data.image_column, resolution, channels).to(device), None)

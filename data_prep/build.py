@@ -22,6 +22,7 @@ from .hoda_cdb import cdb_source
 from .idx import hub_sources, idx_sources
 from .image_folder import LAYOUTS, image_folder_source
 from .push import push_dataset
+from .resolve import NAMED_DATASETS as KINDS, looks_like_hub_id
 from .sources import Source
 
 logger = logging.getLogger(__name__)
@@ -108,9 +109,8 @@ class GlyphsOptions(PrepareOptions):
             raise DataPrepError(f"--per_class {self.per_class}: must be at least 1")
 
 
-# The options of each kind; its keys are the kinds.
-OPTIONS: dict[str, type[PrepareOptions]] = {"mnist": MnistOptions, "persian": PersianOptions, "glyphs": GlyphsOptions}
-KINDS = tuple(OPTIONS)
+# The options of each kind, keyed by the named sets of `data_prep.resolve` (the one list of them).
+OPTIONS: dict[str, type[PrepareOptions]] = dict(zip(KINDS, (MnistOptions, PersianOptions, GlyphsOptions), strict=True))
 
 
 def features_for(class_names: list[str]) -> datasets.Features:
@@ -223,7 +223,7 @@ def _open_sources(kind: str, options: PrepareOptions) -> list[Source]:
             return idx_sources(Path(source), image_size)
         if Path(source).exists():
             raise DataPrepError(f"--source {source}: expected a directory holding the MNIST IDX files")
-        if not _looks_like_hub_id(source):
+        if not looks_like_hub_id(source):
             raise DataPrepError(f"--source {source}: no such directory (nor a Hub id like {DEFAULT_MNIST_SOURCE})")
         return hub_sources(source, image_size)
     sources = []
@@ -248,15 +248,6 @@ def _open_sources(kind: str, options: PrepareOptions) -> list[Source]:
                 f"--source {path}: unknown format; expected a Hoda .cdb file, an image folder or a .zip of one"
             )
     return sources
-
-
-def _looks_like_hub_id(text: str) -> bool:
-    """"name" or "owner/name" made of letters, digits, "-", "_" and "." (not leading)."""
-    parts = text.split("/")
-    return 1 <= len(parts) <= 2 and all(
-        part and not part.startswith(".") and part.replace("-", "").replace("_", "").replace(".", "").isalnum()
-        for part in parts
-    )
 
 
 def _api_call(kind: str, options: PrepareOptions) -> str:

@@ -13,6 +13,7 @@ from transformers import ResNetConfig, ResNetForImageClassification
 
 from evaluation.data import resize
 from evaluation.errors import EvaluationError
+from sharing import first_line
 
 
 def build_classifier(
@@ -129,7 +130,7 @@ def load_feature_extractor(classifier_dir: str | Path, device: str | torch.devic
     except (OSError, ValueError) as error:
         raise EvaluationError(
             f"--classifier {classifier_dir}: not a classifier saved by `python -m evaluation.train_classifier` "
-            f"({str(error).splitlines()[0]})"
+            f"({first_line(error)})"
         ) from None
     if getattr(model.config, "image_size", None) is None or model.config.num_channels != 1:
         raise EvaluationError(

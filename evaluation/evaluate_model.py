@@ -6,8 +6,9 @@ from pathlib import Path
 
 import torch
 
+from data_prep.resolve import NAMED_DATASETS
 from evaluation.classifier import load_feature_extractor
-from evaluation.data import DATASET_NAMES, class_names, load_prepared_dataset
+from evaluation.data import resolve_labelled
 from evaluation.errors import EvaluationError
 from evaluation.metrics import load_metric
 from evaluation.output import write_folder
@@ -16,6 +17,7 @@ from evaluation.sampling import is_class_conditional, sample_images
 from evaluation.scores import distribution_scores, split_features
 from pipelines import GlyphDDPMPipeline, image_grid
 from pipelines.samplers import SAMPLERS, use_sampler
+from sharing import first_line
 
 
 @dataclass
@@ -23,16 +25,22 @@ class EvaluationConfig:
     """Settings of `python -m evaluation MODEL` (the CLI is generated from it)."""
 
     dataset: str = field(
-        metadata={"help": "The model's dataset: mnist, persian, glyphs (under data/<name>) or a save_to_disk folder."}
+        metadata={"help": "The model's dataset, any train_ddpm.py --dataset: mnist, persian or glyphs (under "
+                          "--data_dir), a save_to_disk folder, an image folder (one sub-folder per class) or a Hub id."}
     )
     output_dir: str = field(metadata={"help": "Where metrics.json, the per-class table and a sample grid go."})
+    data_dir: str = field(default="data", metadata={"help": "Where the named datasets live (<data_dir>/<name>)."})
     classifier: str | None = field(
         default=None,
         metadata={"help": "Domain classifier folder (python -m evaluation.train_classifier); default classifiers/<name>."},
     )
     num_samples: int = field(default=1000, metadata={"help": "Images to sample (equal numbers per class)."})
     batch_size: int = field(default=100, metadata={"help": "Images per pipeline call."})
-    seed: int = field(default=0, metadata={"help": "Image i is drawn with seed + i; also seeds the real subset."})
+    seed: int = field(
+        default=0,
+        metadata={"help": "Image i is drawn with seed + i; also seeds the real subset and the test split held out "
+                          "of data without one (as train_ddpm.py --seed does)."},
+    )
     num_inference_steps: int | None = field(
         default=None, metadata={"help": "Denoising steps; default: the pipeline's fast default."}
     )
@@ -81,7 +89,7 @@ def load_pipeline(model: str, config: EvaluationConfig) -> GlyphDDPMPipeline:
         pipeline = GlyphDDPMPipeline.from_pretrained(model)
     except (OSError, ValueError, KeyError) as error:
         raise EvaluationError(
-            f"MODEL {model}: not a saved diffusers pipeline ({str(error).splitlines()[0]}); "
+            f"MODEL {model}: not a saved diffusers pipeline ({first_line(error)}); "
             "pass the --output_dir of a train_ddpm.py run"
         ) from None
     if config.scheduler is not None:
@@ -90,8 +98,8 @@ def load_pipeline(model: str, config: EvaluationConfig) -> GlyphDDPMPipeline:
 
 
 def default_classifier(dataset: str) -> str:
-    """classifiers/<name> for the built-in dataset names."""
-    if dataset not in DATASET_NAMES:
+    """classifiers/<name> for the named datasets."""
+    if dataset not in NAMED_DATASETS:
         raise EvaluationError(
             f"--classifier is needed for --dataset {dataset}; train one with "
             f"`python -m evaluation.train_classifier --dataset {dataset} --output_dir DIR`"
@@ -151,8 +159,8 @@ def evaluate_model(model: str, config: EvaluationConfig) -> dict:
     output_dir = Path(config.output_dir)
     if output_dir.exists() and not config.overwrite:
         raise EvaluationError(f"--output_dir {output_dir} already exists; pass --overwrite to replace it")
-    dataset_dict = load_prepared_dataset(config.dataset)
-    names = class_names(dataset_dict)
+    data = resolve_labelled(config.dataset, config.data_dir, config.seed)
+    names, columns = data.class_names, (data.image_column, data.label_column)
     classifier_dir = config.classifier or default_classifier(config.dataset)
     extractor = load_feature_extractor(classifier_dir, device=config.device)
     if extractor.class_names != names:
@@ -162,9 +170,10 @@ def evaluate_model(model: str, config: EvaluationConfig) -> dict:
     if conditional and pipeline.class_names not in (None, names):
         raise EvaluationError(f"MODEL {model} was trained on other classes than --dataset {config.dataset}")
 
-    test_features, test_logits, test_labels = split_features(extractor, dataset_dict["test"])
-    train = dataset_dict["train"].shuffle(seed=config.seed)
-    floor_features, floor_logits, _ = split_features(extractor, train.select(range(min(config.num_samples, len(train)))))
+    test_features, test_logits, test_labels = split_features(extractor, data.splits["test"], *columns)
+    train = data.splits["train"].shuffle(seed=config.seed)
+    floor_split = train.select(range(min(config.num_samples, len(train))))
+    floor_features, floor_logits, _ = split_features(extractor, floor_split, *columns)
 
     start = time.perf_counter()
     images, requested = sample_images(

@@ -13,9 +13,14 @@ from evaluation.metrics import load_metric
 from evaluation.sampling import sample_images
 
 
-def split_features(extractor: DomainFeatureExtractor, split: datasets.Dataset) -> tuple[torch.Tensor, ...]:
-    """Features (N, D), logits (N, K) and labels (N,) of every image of a dataset split."""
-    images, labels = split_to_tensors(split)  # (N, 1, H, W) in [0, 1]; resized by the extractor if needed
+def split_features(
+    extractor: DomainFeatureExtractor, split: datasets.Dataset, image_column: str = "image", label_column: str = "label"
+) -> tuple[torch.Tensor, ...]:
+    """Features (N, D), logits (N, K) and labels (N,) of every image of a dataset split.
+
+    The column names default to those of `data_prep`'s datasets; pass a `ResolvedDataset`'s for any other.
+    """
+    images, labels = split_to_tensors(split, image_column, label_column)  # (N, 1, H, W) in [0, 1]
     features, logits = extractor(images)
     return features, logits, labels
 

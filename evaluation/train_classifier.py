@@ -22,7 +22,7 @@ from transformers import HfArgumentParser
 
 from evaluation.classifier import DomainFeatureExtractor, build_classifier
 from evaluation.classifier_card import most_confused_pairs, write_classifier_card
-from evaluation.data import class_names, load_prepared_dataset, split_to_tensors
+from evaluation.data import resolve_labelled, split_to_tensors
 from evaluation.errors import EvaluationError
 from evaluation.metrics import load_metric
 from evaluation.output import write_folder
@@ -34,9 +34,11 @@ class ClassifierTrainingConfig:
     """Everything that decides how the domain classifier is trained (the CLI is generated from it)."""
 
     dataset: str = field(
-        metadata={"help": "mnist, persian or glyphs (prepared under data/<name>) or a save_to_disk folder."}
+        metadata={"help": "Any train_ddpm.py --dataset with labels: mnist, persian or glyphs (under --data_dir), a "
+                          "save_to_disk folder, an image folder (one sub-folder per class) or a Hub dataset id."}
     )
     output_dir: str = field(metadata={"help": "Where the classifier, its card and results are saved."})
+    data_dir: str = field(default="data", metadata={"help": "Where the named datasets live (<data_dir>/<name>)."})
     image_size: int | None = field(
         default=None, metadata={"help": "Input size in pixels; defaults to the dataset's image size."}
     )
@@ -56,7 +58,11 @@ class ClassifierTrainingConfig:
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Train on the first N train images only (quick runs)."}
     )
-    seed: int = field(default=0, metadata={"help": "Seed of initialisation, batch order and augmentation."})
+    seed: int = field(
+        default=0,
+        metadata={"help": "Seed of initialisation, batch order and augmentation, and of the test split held out of "
+                          "data without one (as train_ddpm.py --seed does)."},
+    )
     overwrite: bool = field(default=False, metadata={"help": "Replace an existing --output_dir."})
     push_to_hub: str | None = field(
         default=None, metadata={"help": "Also upload the saved classifier to this Hub model repo (namespace/name)."}
@@ -78,6 +84,23 @@ def random_affine(images: torch.Tensor, config: ClassifierTrainingConfig, genera
     return F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
 
 
+def load_tensors(config: ClassifierTrainingConfig) -> tuple[list[str], int, tuple, tuple]:
+    """Resolves `config.dataset` and decodes its train (at most `max_train_samples`) and test splits.
+
+    Returns:
+        `tuple`: the class names; the image size S (`config.image_size`, or the first image's larger side);
+        train images (N, 1, S, S) in [0, 1] and labels (N,); test images and labels.
+    """
+    data = resolve_labelled(config.dataset, config.data_dir, config.seed)
+    columns = (data.image_column, data.label_column)
+    train = data.splits["train"]
+    if config.max_train_samples is not None:
+        train = train.select(range(min(config.max_train_samples, len(train))))
+    image_size = config.image_size or max(train[0][data.image_column].size)
+    test = split_to_tensors(data.splits["test"], *columns, image_size)
+    return data.class_names, image_size, split_to_tensors(train, *columns, image_size), test
+
+
 def train_classifier(config: ClassifierTrainingConfig) -> dict:
     """Trains, tests and saves a domain classifier as `config` says.
 
@@ -89,20 +112,13 @@ def train_classifier(config: ClassifierTrainingConfig) -> dict:
         "most_confused", "training_time_s", ...
 
     Raises:
-        `EvaluationError`: bad dataset or an existing output folder without `overwrite`.
+        `EvaluationError`: bad or unlabelled dataset, or an existing output folder without `overwrite`.
     """
     output_dir = Path(config.output_dir)
     if output_dir.exists() and not config.overwrite:
         raise EvaluationError(f"--output_dir {output_dir} already exists; pass --overwrite to replace it")
-    dataset_dict = load_prepared_dataset(config.dataset)
-    names = class_names(dataset_dict)
-    train = dataset_dict["train"]
-    if config.max_train_samples is not None:
-        train = train.select(range(min(config.max_train_samples, len(train))))
-    image_size = config.image_size or train[0]["image"].size[0]
+    names, image_size, (train_images, train_labels), (test_images, test_labels) = load_tensors(config)
     config = ClassifierTrainingConfig(**{**asdict(config), "image_size": image_size})
-    train_images, train_labels = split_to_tensors(train, image_size)  # (N, 1, S, S) in [0, 1], (N,)
-    test_images, test_labels = split_to_tensors(dataset_dict["test"], image_size)
 
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)

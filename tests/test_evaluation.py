@@ -15,7 +15,7 @@ from evaluation.sampling import sample_images
 from evaluation.scores import fid_for_pipeline, split_features
 from evaluation.train_classifier import main as train_classifier_main
 from pipelines import GlyphDDPMPipeline, save_pipeline
-from tests.test_evaluation_classifier import SHAPES, TINY_MODEL, make_shapes_dataset
+from tests.test_evaluation_classifier import SHAPES, TINY_MODEL, make_shapes_dataset, make_shapes_folder, train_quickly
 from tests.test_pipeline_save import tiny_unet  # 8-px samples: the classifier resizes them to its 16 px
 
 
@@ -63,6 +63,18 @@ def test_unconditional_model_report_has_scores_next_to_the_floor(setup, capsys):
     assert {"per_class.md", "summary.md", "samples.png"} <= {p.name for p in out.iterdir()}
     printed = capsys.readouterr().out
     assert "| Fréchet distance (lower is better) |" in printed and "real-data floor" in printed
+
+
+def test_image_folder_dataset_is_scored_like_a_prepared_one(setup, tmp_path):
+    folder = make_shapes_folder(tmp_path / "shapes")
+    assert train_quickly(folder, tmp_path / "clf") == 0  # a classifier of the folder's classes (sorted names)
+    argv = [str(setup[0] / "uncond"), "--dataset", str(folder), "--classifier", str(tmp_path / "clf")]
+    argv += ["--output_dir", str(tmp_path / "out"), "--num_samples", "12", "--batch_size", "6"]
+    assert main([*argv, "--num_inference_steps", "2", "--kid_subset_size", "6"]) == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["num_test_images"] == 6 and metrics["num_floor_images"] == 12  # 5% of 120 held out, seeded
+    assert [row["class"] for row in metrics["per_class"]] == sorted(SHAPES)
+    assert np.isfinite([metrics[name]["frechet_distance"] for name in ("samples", "real_data_floor")]).all()
 
 
 def test_class_conditional_model_reports_recognition_per_requested_class(setup):

@@ -48,6 +48,22 @@ def make_shapes_dataset(path, per_class_train: int = 40, per_class_test: int = 1
     return path
 
 
+def make_shapes_folder(path, per_class: int = 40, seed: int = 0):
+    """An image folder of the three shapes, one sub-folder per class (its classes sort as bar, box, column)."""
+    rng = np.random.default_rng(seed)
+    for kind in SHAPES:
+        (path / kind).mkdir(parents=True)
+        for index in range(per_class):
+            shape_image(kind, rng).save(path / kind / f"{index}.png")
+    return path
+
+
+def train_quickly(dataset, output_dir, *extra: str) -> int:
+    """`python -m evaluation.train_classifier` with a tiny model and two epochs: seconds, not minutes."""
+    argv = ["--dataset", str(dataset), "--output_dir", str(output_dir), "--num_epochs", "2", "--batch_size", "16"]
+    return main([*argv, *TINY_MODEL, *extra])
+
+
 @pytest.fixture(scope="module")
 def shapes_dataset(tmp_path_factory):
     return make_shapes_dataset(tmp_path_factory.mktemp("data") / "shapes")
@@ -121,23 +137,51 @@ def test_random_affine_is_identity_without_jitter_and_moves_ink_with_it():
     assert shifted.sum((1, 2, 3)) == pytest.approx(images.sum((1, 2, 3)), rel=0.3)
 
 
+def test_image_folder_trains_with_its_sub_folders_as_classes(tmp_path):
+    assert train_quickly(make_shapes_folder(tmp_path / "shapes"), tmp_path / "clf") == 0
+    results = json.loads((tmp_path / "clf" / "classifier_results.json").read_text())
+    assert results["class_names"] == sorted(SHAPES)
+    # No test split in a folder: 5% is held out, seeded, as train_ddpm.py does.
+    assert (results["num_train"], results["num_test"]) == (114, 6)
+    assert load_feature_extractor(tmp_path / "clf").class_names == sorted(SHAPES)
+
+
+def test_save_to_disk_folder_with_its_own_column_names_and_one_split(shapes_dataset, tmp_path):
+    train = datasets.load_from_disk(str(shapes_dataset))["train"].rename_columns({"image": "glyph", "label": "shape"})
+    train.save_to_disk(str(tmp_path / "renamed"))  # a Dataset, not a DatasetDict
+    assert train_quickly(tmp_path / "renamed", tmp_path / "clf", "--max_train_samples", "60") == 0
+    results = json.loads((tmp_path / "clf" / "classifier_results.json").read_text())
+    assert results["class_names"] == list(SHAPES)
+    assert (results["num_train"], results["num_test"]) == (60, 6)
+
+
+def test_unlabelled_dataset_exits_2_with_one_line(shapes_dataset, tmp_path, capsys):
+    images = datasets.load_from_disk(str(shapes_dataset)).remove_columns("label")
+    images.save_to_disk(str(tmp_path / "unlabelled"))
+    capsys.readouterr()  # drop datasets' progress bars
+    assert train_quickly(tmp_path / "unlabelled", tmp_path / "clf") == 2
+    err = capsys.readouterr().err
+    assert f"error: --dataset {tmp_path / 'unlabelled'}: no label column" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "clf").exists()
+
+
 def test_missing_dataset_exits_2_with_a_clear_message(tmp_path, capsys):
     assert main(["--dataset", str(tmp_path / "nope"), "--output_dir", str(tmp_path / "out")]) == 2
-    assert f"--dataset {tmp_path / 'nope'}: no prepared dataset folder" in capsys.readouterr().err
+    assert f"--dataset {tmp_path / 'nope'}: no such folder, and not a named dataset" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
 def test_builtin_name_that_is_not_prepared_says_how_to_prepare_it(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["--dataset", "persian", "--output_dir", "out"]) == 2
-    assert "prepare it with `python -m data_prep persian --source" in capsys.readouterr().err
+    assert "run `python -m data_prep persian --source HODA_DIGITS.cdb" in capsys.readouterr().err
 
 
 def test_not_a_dataset_folder_exits_2(tmp_path, capsys):
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "file.txt").write_text("hello")
     assert main(["--dataset", str(tmp_path / "junk"), "--output_dir", str(tmp_path / "out")]) == 2
-    assert "is not a dataset saved with save_to_disk" in capsys.readouterr().err
+    assert "neither a save_to_disk folder nor an image folder" in capsys.readouterr().err
 
 
 def test_existing_output_dir_needs_overwrite(shapes_dataset, tmp_path, capsys):
@@ -192,15 +236,45 @@ print(json.dumps({"names": remote.class_names, "diff": float((local(images)[1] -
 """
 
 
+def run_hub_client(hub: HubServer, script: str, *args: str, home) -> dict:
+    """Run `script` in a fresh interpreter talking to `hub` (the clients read HF_ENDPOINT on import).
+
+    Returns:
+        `dict`: the last line it printed, read as JSON.
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=REPO_ROOT, env=hub.client_env(home / "hf_home"), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def test_classifier_is_pushed_and_loads_back_by_repo_id(shapes_dataset, tmp_path):
     with HubServer() as hub:
-        done = subprocess.run(
-            [sys.executable, "-c", PUSH_AND_LOAD, str(shapes_dataset), str(tmp_path / "clf")],
-            cwd=REPO_ROOT, env=hub.client_env(tmp_path / "hf_home"), capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr[-3000:]
-        result = json.loads(done.stdout.strip().splitlines()[-1])
+        result = run_hub_client(hub, PUSH_AND_LOAD, str(shapes_dataset), str(tmp_path / "clf"), home=tmp_path)
         assert result == {"names": list(SHAPES), "diff": 0.0}
         files = hub.files("tester/shapes-classifier")
         assert {"config.json", "model.safetensors", "README.md"} <= set(files)
         assert b"Test accuracy" in files["README.md"]
+
+
+TRAIN_FROM_HUB = """
+import json, sys
+import datasets
+from data_prep import push_dataset
+from evaluation.train_classifier import main
+folder, output_dir = sys.argv[1:]
+push_dataset(datasets.load_from_disk(folder), "tester/shapes")
+argv = ["--dataset", "tester/shapes", "--output_dir", output_dir, "--num_epochs", "1", "--embedding_size", "8"]
+assert main([*argv, "--hidden_sizes", "8", "--depths", "1"]) == 0
+results = json.load(open(f"{output_dir}/classifier_results.json"))
+print(json.dumps({key: results[key] for key in ("dataset", "class_names", "num_train", "num_test")}))
+"""
+
+
+def test_classifier_trains_from_a_hub_dataset_id(shapes_dataset, tmp_path):
+    with HubServer() as hub:
+        result = run_hub_client(hub, TRAIN_FROM_HUB, str(shapes_dataset), str(tmp_path / "clf"), home=tmp_path)
+        assert result == {"dataset": "tester/shapes", "class_names": list(SHAPES), "num_train": 120, "num_test": 30}
+        assert any(path.endswith(".parquet") for path in hub.files("tester/shapes", repo_type="dataset"))

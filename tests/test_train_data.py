@@ -4,9 +4,10 @@ import datasets
 import pytest
 import torch
 
+from data_prep.resolve import DataError, resolve_dataset
 from tests.train_helpers import make_dataset_dict, make_image_folder
-from training.data import (DataError, EpochBatchSampler, cached_images, decode_images, image_channels,
-                           load_glyph_data, native_resolution, random_hflip, to_model_range)
+from training.data import (EpochBatchSampler, cached_images, decode_images, image_channels, native_resolution,
+                           random_hflip, to_model_range)
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +16,7 @@ def saved(tmp_path_factory):
 
 
 def test_save_to_disk_folder(saved):
-    data = load_glyph_data(str(saved))
+    data = resolve_dataset(str(saved))
     assert set(data.splits) == {"train", "test"}
     assert (data.image_column, data.label_column) == ("image", "label")
     assert data.class_names == ["□", "|"]
@@ -25,17 +26,17 @@ def test_save_to_disk_folder(saved):
 
 def test_named_dataset_is_read_from_data_dir(saved, tmp_path):
     (tmp_path / "mnist").symlink_to(saved, target_is_directory=True)
-    data = load_glyph_data("mnist", data_dir=str(tmp_path))
+    data = resolve_dataset("mnist", data_dir=str(tmp_path))
     assert len(data.splits["train"]) == 64
 
 
 def test_unprepared_named_dataset_prints_the_data_prep_command(tmp_path):
     with pytest.raises(DataError, match=r"run `python -m data_prep persian --source .*--output_dir"):
-        load_glyph_data("persian", data_dir=str(tmp_path))
+        resolve_dataset("persian", data_dir=str(tmp_path))
 
 
 def test_image_folder_gets_a_held_out_test_split(tmp_path):
-    data = load_glyph_data(str(make_image_folder(tmp_path / "folder", per_class=20)))
+    data = resolve_dataset(str(make_image_folder(tmp_path / "folder", per_class=20)))
     assert sorted(data.class_names) == ["bar", "square"]
     assert len(data.splits["train"]) + len(data.splits["test"]) == 40
     assert len(data.splits["test"]) >= 1
@@ -45,11 +46,23 @@ def test_unknown_dataset_is_one_sentence(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     with pytest.raises(DataError, match="not a named dataset"):
-        load_glyph_data("someone/no-such-dataset-here")
+        resolve_dataset("someone/no-such-dataset-here")
+
+
+def test_missing_folder_is_not_looked_up_on_the_hub(tmp_path):
+    with pytest.raises(DataError, match="no such folder, and not a named dataset"):
+        resolve_dataset(str(tmp_path / "nope"))
+
+
+def test_folder_without_images_is_one_sentence(tmp_path):
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("hello")
+    with pytest.raises(DataError, match="neither a save_to_disk folder nor an image folder"):
+        resolve_dataset(str(tmp_path / "junk"))
 
 
 def test_unlabelled_data_has_no_class_names(tmp_path):
-    data = load_glyph_data(str(make_dataset_dict(tmp_path / "plain", labelled=False)))
+    data = resolve_dataset(str(make_dataset_dict(tmp_path / "plain", labelled=False)))
     assert data.label_column is None and data.class_names is None
 
 

@@ -9,10 +9,10 @@ from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
 from safetensors.torch import load_file
 
 import train_ddpm
+from data_prep.resolve import resolve_dataset
 from tests.train_helpers import FAST_ARGS, make_dataset_dict
 from training.checkpointing import list_checkpoints
 from training.config import ConfigError, parse_config
-from training.data import load_glyph_data
 from training.losses import diffusion_loss, snr_weights, training_target
 from training.loop import Trainer, make_accelerator
 from training.model import build_noise_scheduler, build_unet
@@ -20,10 +20,16 @@ from training.model import build_noise_scheduler, build_unet
 
 @pytest.fixture(autouse=True)
 def fresh_accelerate_state():
-    """Each run in this process builds its own Accelerator, as a new launch would."""
+    """Each run in this process builds its own Accelerator, as a new launch would.
+
+    The torch thread count that `--num_threads` sets is put back afterwards, so that later tests compute
+    as a fresh process does (test_hub_push compares in-process samples with a subprocess's bit for bit).
+    """
+    threads = torch.get_num_threads()
     AcceleratorState._reset_state(True)
     yield
     AcceleratorState._reset_state(True)
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +49,7 @@ def unet_weights(folder):
 def make_trainer(blobs, tmp_path, *extra):
     cfg = parse_config(["--dataset", blobs, "--output_dir", str(tmp_path), *FAST_ARGS, *extra])
     accelerator = make_accelerator(cfg, cfg.mixed_precision)
-    data = load_glyph_data(cfg.dataset)
+    data = resolve_dataset(cfg.dataset)
     torch.manual_seed(cfg.seed)
     unet = build_unet(cfg, 16, 1, len(data.class_names) if cfg.class_conditional else None)
     return Trainer(cfg, accelerator, unet, build_noise_scheduler(cfg), data, 16, 1)

@@ -1,5 +1,5 @@
-"""Training data: resolve `--dataset` to a `datasets.DatasetDict`, turn a split into one uint8 tensor,
-and serve seeded, per-epoch shuffled batches.
+"""Training data: turn a split resolved by `data_prep.resolve.resolve_dataset` into one uint8 tensor, and
+serve seeded, per-epoch shuffled batches.
 
 The hot path does no PIL work: each split is decoded once into a (N, C, H, W) uint8 tensor, cached on
 disk under the dataset's fingerprint, and a batch is one fancy-index into it. Only a dataset larger than
@@ -13,117 +13,12 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
 import numpy as np
 import PIL.Image
 import torch
-
-NAMED_DATASETS = ("mnist", "persian", "glyphs")
-# Share of an unsplit dataset held out as the test split (for the validation loss).
-TEST_SHARE = 0.05
-
-
-class DataError(ValueError):
-    """A dataset that cannot be found or used, reported as one sentence at start-up."""
-
-
-@dataclass
-class GlyphData:
-    """A resolved dataset with the columns training needs.
-
-    Args:
-        splits: the `train` and `test` splits.
-        image_column: name of the `datasets.Image` column.
-        label_column: name of the `datasets.ClassLabel` column, or None when the data has no labels.
-        class_names: the label names in class-index order, or None.
-        description: where the data came from, for the model card.
-    """
-
-    splits: datasets.DatasetDict
-    image_column: str
-    label_column: str | None
-    class_names: list[str] | None
-    description: str
-
-
-def _prepare_command(name: str, data_dir: str) -> str:
-    # MNIST from the Hub id (or a folder of LeCun's IDX files); Persian from Hoda's digit and character .cdb files.
-    source = {"mnist": " --source ylecun/mnist",
-              "persian": " --source HODA_DIGITS.cdb HODA_LETTERS.cdb"}.get(name, "")
-    return f"python -m data_prep {name}{source} --output_dir {Path(data_dir) / name}"
-
-
-def _load_named(name: str, data_dir: str) -> datasets.DatasetDict:
-    """`mnist` / `persian` / `glyphs` from `data_dir/<name>`; `glyphs` is rendered there on first use."""
-    path = Path(data_dir) / name
-    if (path / "dataset_dict.json").is_file():
-        return datasets.load_from_disk(str(path))
-    if name == "glyphs":
-        import data_prep
-
-        try:
-            return data_prep.prepare("glyphs", output_dir=str(path))
-        except data_prep.DataPrepError as err:
-            raise DataError(f"--dataset glyphs: could not build {path} ({err}).") from err
-    raise DataError(f"--dataset {name}: {path} is not prepared; run `{_prepare_command(name, data_dir)}` first.")
-
-
-def _load_any(dataset: str, data_dir: str) -> datasets.DatasetDict:
-    """Load whatever `--dataset` names, as a DatasetDict."""
-    if dataset in NAMED_DATASETS:
-        return _load_named(dataset, data_dir)
-    path = Path(dataset)
-    if path.is_dir():
-        if (path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file():
-            loaded = datasets.load_from_disk(str(path))
-        else:
-            loaded = datasets.load_dataset("imagefolder", data_dir=str(path))
-    elif path.exists():
-        raise DataError(f"--dataset {dataset}: a file, not a dataset folder; pass a save_to_disk or image folder.")
-    else:
-        try:
-            loaded = datasets.load_dataset(dataset)
-        except Exception as err:  # the Hub client raises many types; all mean "cannot get this dataset"
-            raise DataError(
-                f"--dataset {dataset}: not a named dataset ({', '.join(NAMED_DATASETS)}), not a local folder, "
-                f"and not loadable from the Hub ({type(err).__name__})."
-            ) from err
-    if isinstance(loaded, datasets.Dataset):
-        loaded = datasets.DatasetDict({"train": loaded})
-    return loaded
-
-
-def load_glyph_data(dataset: str, data_dir: str = "data", seed: int = 0) -> GlyphData:
-    """Resolve `--dataset` into train/test splits with an image column and, if any, a label column.
-
-    Args:
-        dataset: `mnist`, `persian`, `glyphs`, a `save_to_disk` folder, an image folder or a Hub id.
-        data_dir: where the named datasets live.
-        seed: seed of the train/test split made when the data has no `test` split.
-
-    Returns:
-        The resolved `GlyphData`.
-
-    Raises:
-        DataError: the data cannot be found, has no image column or no `train` split.
-    """
-    loaded = _load_any(dataset, data_dir)
-    if "train" not in loaded:
-        raise DataError(f"--dataset {dataset}: no `train` split (found {', '.join(loaded) or 'none'}).")
-    features = loaded["train"].features
-    image_column = next((k for k, v in features.items() if isinstance(v, datasets.Image)), None)
-    if image_column is None:
-        raise DataError(f"--dataset {dataset}: no image column (features: {', '.join(features)}).")
-    label_column = next((k for k, v in features.items() if isinstance(v, datasets.ClassLabel)), None)
-    if "test" not in loaded:
-        held_out = loaded["train"].train_test_split(test_size=TEST_SHARE, seed=seed)
-        loaded = datasets.DatasetDict({"train": held_out["train"], "test": held_out["test"]})
-    class_names = list(features[label_column].names) if label_column else None
-    return GlyphData(datasets.DatasetDict({"train": loaded["train"], "test": loaded["test"]}),
-                     image_column, label_column, class_names, dataset)
 
 
 def image_channels(split: datasets.Dataset, image_column: str) -> int:

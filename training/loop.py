@@ -16,13 +16,14 @@ from diffusers import DDPMScheduler, UNet2DModel
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
+from data_prep.resolve import ResolvedDataset
 from pipelines import save_pipeline
 from sharing import push_folder
 from training.checkpointing import (TrainingProgress, load_checkpoint, remove_partial_checkpoints, resolve_resume,
                                     save_checkpoint)
 from training.config import ConfigError, TrainConfig
-from training.data import (EpochBatchSampler, GlyphData, TensorImages, DecodedImages, cached_images, make_loader,
-                           random_hflip, to_model_range)
+from training.data import (EpochBatchSampler, TensorImages, DecodedImages, cached_images, make_loader, random_hflip,
+                           to_model_range)
 from training.losses import diffusion_loss, training_target
 from training.model import learning_rate
 from training.schedule import build_lr_scheduler
@@ -93,7 +94,7 @@ class Trainer:
     """
 
     def __init__(self, cfg: TrainConfig, accelerator: Accelerator, unet: UNet2DModel,
-                 noise_scheduler: DDPMScheduler, data: GlyphData, resolution: int, channels: int):
+                 noise_scheduler: DDPMScheduler, data: ResolvedDataset, resolution: int, channels: int):
         self.cfg, self.accelerator, self.noise_scheduler, self.data = cfg, accelerator, noise_scheduler, data
         self.output_dir = Path(cfg.output_dir)
         self.class_names = data.class_names if cfg.class_conditional else None

@@ -1,0 +1,164 @@
+"""Turn a `--dataset` value into train and test splits: the one resolver every command uses.
+
+`--dataset` is one of
+
+- a named set (`NAMED_DATASETS`), read from `data_dir/<name>` where `python -m data_prep <name>` writes it;
+  `glyphs` is rendered there on first use, so a fresh machine needs no other step;
+- a folder saved with `save_to_disk` (a `Dataset` or a `DatasetDict`);
+- an image folder, read with `datasets`' `imagefolder` builder (one sub-folder per class gives labels);
+- a Hub dataset id, loaded with `datasets.load_dataset`.
+
+`train_ddpm.py`, `python -m evaluation.train_classifier` and `python -m evaluation` all call
+`resolve_dataset`, so anything that trains can be scored.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+
+from sharing import first_line
+
+from .errors import DataPrepError
+
+# The datasets `python -m data_prep` builds, by name; also the kinds `prepare` accepts.
+NAMED_DATASETS = ("mnist", "persian", "glyphs")
+# Share of a dataset without a `test` split that is held out as one (seeded).
+TEST_SHARE = 0.05
+
+
+class DataError(ValueError):
+    """A dataset that cannot be found or used, reported as one sentence at start-up."""
+
+
+@dataclass
+class ResolvedDataset:
+    """A resolved `--dataset`: its splits and the columns that hold images and labels.
+
+    Args:
+        splits (`datasets.DatasetDict`): the `train` and `test` splits.
+        image_column (`str`): name of the `datasets.Image` column.
+        label_column (`str`, *optional*): name of the `datasets.ClassLabel` column; None when the data has no labels.
+        class_names (`list[str]`, *optional*): the label names in class-index order; None without labels.
+        description (`str`): where the data came from (the `--dataset` value), for model cards.
+    """
+
+    splits: datasets.DatasetDict
+    image_column: str
+    label_column: str | None
+    class_names: list[str] | None
+    description: str
+
+
+def looks_like_hub_id(text: str) -> bool:
+    """Whether `text` is shaped like a Hub repo id: "name" or "owner/name" of letters, digits, "-", "_", "."."""
+    parts = text.split("/")
+    return 1 <= len(parts) <= 2 and all(
+        part and not part.startswith(".") and part.replace("-", "").replace("_", "").replace(".", "").isalnum()
+        for part in parts
+    )
+
+
+def _prepare_command(name: str, data_dir: Path) -> str:
+    # MNIST from the Hub id (or a folder of LeCun's IDX files); Persian from Hoda's digit and character .cdb files.
+    source = {"mnist": " --source ylecun/mnist",
+              "persian": " --source HODA_DIGITS.cdb HODA_LETTERS.cdb"}.get(name, "")
+    return f"python -m data_prep {name}{source} --output_dir {data_dir / name}"
+
+
+def _load_named(name: str, data_dir: Path) -> datasets.DatasetDict:
+    """`mnist` / `persian` / `glyphs` from `data_dir/<name>`; `glyphs` is rendered there on first use."""
+    path = data_dir / name
+    if (path / "dataset_dict.json").is_file():
+        return datasets.load_from_disk(str(path))
+    if name != "glyphs":
+        raise DataError(f"--dataset {name}: {path} is not prepared; run `{_prepare_command(name, data_dir)}` first.")
+    # Imported here because `build` takes NAMED_DATASETS from this module.
+    from .build import prepare
+
+    try:
+        return prepare("glyphs", output_dir=str(path))
+    except DataPrepError as err:
+        raise DataError(f"--dataset glyphs: could not build {path} ({err}).") from err
+
+
+def _load_folder(dataset: str, path: Path) -> datasets.Dataset | datasets.DatasetDict:
+    """A `save_to_disk` folder, or else an image folder."""
+    if (path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file():
+        try:
+            return datasets.load_from_disk(str(path))
+        except (FileNotFoundError, ValueError) as err:
+            raise DataError(f"--dataset {dataset}: a save_to_disk folder that cannot be read "
+                            f"({first_line(err)}).") from err
+    try:
+        return datasets.load_dataset("imagefolder", data_dir=str(path))
+    except (FileNotFoundError, ValueError) as err:  # datasets' "no (supported) data files found" and kin
+        raise DataError(f"--dataset {dataset}: neither a save_to_disk folder nor an image folder that datasets "
+                        f"can read ({first_line(err)}).") from err
+
+
+def _load_any(dataset: str, data_dir: Path) -> datasets.DatasetDict:
+    """Load whatever `--dataset` names, as a DatasetDict."""
+    path = Path(dataset)
+    if dataset in NAMED_DATASETS:
+        loaded = _load_named(dataset, data_dir)
+    elif path.is_dir():
+        loaded = _load_folder(dataset, path)
+    elif path.exists():
+        raise DataError(f"--dataset {dataset}: a file, not a dataset folder; pass a save_to_disk or image folder.")
+    elif not looks_like_hub_id(dataset):
+        raise DataError(f"--dataset {dataset}: no such folder, and not a named dataset "
+                        f"({', '.join(NAMED_DATASETS)}) or a Hub dataset id.")
+    else:
+        try:
+            loaded = datasets.load_dataset(dataset)
+        except Exception as err:  # the Hub client raises many types; all mean "cannot get this dataset"
+            raise DataError(
+                f"--dataset {dataset}: not a named dataset ({', '.join(NAMED_DATASETS)}), not a local folder, "
+                f"and not loadable from the Hub ({type(err).__name__})."
+            ) from err
+    if isinstance(loaded, datasets.Dataset):
+        loaded = datasets.DatasetDict({"train": loaded})
+    return loaded
+
+
+def resolve_dataset(dataset: str, data_dir: str | os.PathLike = "data", seed: int = 0) -> ResolvedDataset:
+    """Resolve `--dataset` into train/test splits with an image column and, if any, a label column.
+
+    Args:
+        dataset (`str`): a name of `NAMED_DATASETS`, a `save_to_disk` folder, an image folder or a Hub dataset id.
+        data_dir (`str` or `os.PathLike`, defaults to `"data"`): where the named datasets live.
+        seed (`int`, defaults to 0): seed of the `TEST_SHARE` held out when the data has no `test` split.
+
+    Returns:
+        `ResolvedDataset`: the splits, their image and label columns, and the class names.
+
+    Raises:
+        `DataError`: the data cannot be found, or has no image column or no `train` split.
+
+    Example:
+
+    ```py
+    >>> from data_prep.resolve import resolve_dataset
+    >>> data = resolve_dataset("glyphs")  # rendered into data/glyphs on first use
+    >>> data.image_column, data.label_column, data.class_names[:3]
+    ('image', 'label', ['۰', '۱', '۲'])
+    ```
+    """
+    loaded = _load_any(dataset, Path(data_dir))
+    if "train" not in loaded:
+        raise DataError(f"--dataset {dataset}: no `train` split (found {', '.join(loaded) or 'none'}).")
+    features = loaded["train"].features
+    image_column = next((k for k, v in features.items() if isinstance(v, datasets.Image)), None)
+    if image_column is None:
+        raise DataError(f"--dataset {dataset}: no image column (features: {', '.join(features)}).")
+    label_column = next((k for k, v in features.items() if isinstance(v, datasets.ClassLabel)), None)
+    if "test" not in loaded:
+        held_out = loaded["train"].train_test_split(test_size=TEST_SHARE, seed=seed)
+        loaded = datasets.DatasetDict({"train": held_out["train"], "test": held_out["test"]})
+    class_names = list(features[label_column].names) if label_column else None
+    return ResolvedDataset(datasets.DatasetDict({"train": loaded["train"], "test": loaded["test"]}),
+                           image_column, label_column, class_names, dataset)
