@@ -140,6 +140,26 @@ def per_class_rows(names, test_labels, test_predictions, sample_predictions, cla
     return rows
 
 
+def load_inputs(model: str, config: EvaluationConfig):
+    """The dataset, the classifier (its folder and feature extractor) and the pipeline, checked to agree.
+
+    Returns:
+        `tuple`: `(ResolvedDataset, str, DomainFeatureExtractor, GlyphDDPMPipeline)`.
+
+    Raises:
+        `EvaluationError`: one of them is missing, or they were made for different classes.
+    """
+    data = resolve_labelled(config.dataset, config.data_dir, config.seed)
+    classifier_dir = config.classifier or default_classifier(config.dataset)
+    extractor = load_feature_extractor(classifier_dir, device=config.device)
+    if extractor.class_names != data.class_names:
+        raise EvaluationError(f"--classifier {classifier_dir} was trained on other classes than --dataset {config.dataset}")
+    pipeline = load_pipeline(model, config)
+    if is_class_conditional(pipeline) and pipeline.class_names not in (None, data.class_names):
+        raise EvaluationError(f"MODEL {model} was trained on other classes than --dataset {config.dataset}")
+    return data, classifier_dir, extractor, pipeline
+
+
 def evaluate_model(model: str, config: EvaluationConfig) -> dict:
     """Samples from `model`, scores the samples against the test split, and writes the report.
 
@@ -159,16 +179,9 @@ def evaluate_model(model: str, config: EvaluationConfig) -> dict:
     output_dir = Path(config.output_dir)
     if output_dir.exists() and not config.overwrite:
         raise EvaluationError(f"--output_dir {output_dir} already exists; pass --overwrite to replace it")
-    data = resolve_labelled(config.dataset, config.data_dir, config.seed)
+    data, classifier_dir, extractor, pipeline = load_inputs(model, config)
     names, columns = data.class_names, (data.image_column, data.label_column)
-    classifier_dir = config.classifier or default_classifier(config.dataset)
-    extractor = load_feature_extractor(classifier_dir, device=config.device)
-    if extractor.class_names != names:
-        raise EvaluationError(f"--classifier {classifier_dir} was trained on other classes than --dataset {config.dataset}")
-    pipeline = load_pipeline(model, config)
     conditional = is_class_conditional(pipeline)
-    if conditional and pipeline.class_names not in (None, names):
-        raise EvaluationError(f"MODEL {model} was trained on other classes than --dataset {config.dataset}")
 
     test_features, test_logits, test_labels = split_features(extractor, data.splits["test"], *columns)
     train = data.splits["train"].shuffle(seed=config.seed)
@@ -194,15 +207,12 @@ def evaluate_model(model: str, config: EvaluationConfig) -> dict:
     floor = distribution_scores(test_features, floor_features, **options)
     samples["recognisable"], floor["recognisable"] = recognisable_share(sample_logits), recognisable_share(floor_logits)
     class_scores = None
-    if conditional:
+    if conditional:  # the requested class recognised, and for real test images their own class
         accuracy = load_metric("class_accuracy")
-        class_scores = accuracy.compute(
-            predictions=sample_logits.argmax(1), references=requested, num_classes=len(names)
-        )
+        class_scores = accuracy.compute(predictions=sample_logits.argmax(1), references=requested, num_classes=len(names))
         samples["class_accuracy"] = class_scores["accuracy"]
         floor["class_accuracy"] = accuracy.compute(
-            predictions=test_logits.argmax(1), references=test_labels, num_classes=len(names)
-        )["accuracy"]
+            predictions=test_logits.argmax(1), references=test_labels, num_classes=len(names))["accuracy"]
     per_class = per_class_rows(names, test_labels, test_logits.argmax(1), sample_logits.argmax(1), class_scores)
     metrics = {
         **{key: value for key, value in asdict(config).items() if key not in ("output_dir", "overwrite")},

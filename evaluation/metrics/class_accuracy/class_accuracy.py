@@ -31,6 +31,8 @@ Examples:
 """
 
 
+# Standard `evaluate` module boilerplate, repeated on purpose in every metric: each module is loaded alone by
+# path (`evaluate.load("evaluation/metrics/<name>")`) and cannot import a shared helper.
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class ClassAccuracy(evaluate.Metric):
     def _info(self):

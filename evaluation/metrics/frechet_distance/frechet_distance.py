@@ -69,6 +69,8 @@ def frechet_distance_from_statistics(mu1, sigma1, mu2, sigma2, eps: float = 1e-6
     return float(max(value, 0.0))
 
 
+# Standard `evaluate` module boilerplate, repeated on purpose in every metric: each module is loaded alone by
+# path (`evaluate.load("evaluation/metrics/<name>")`) and cannot import a shared helper.
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class FrechetDistance(evaluate.Metric):
     def _info(self):

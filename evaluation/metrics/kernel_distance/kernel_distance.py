@@ -61,6 +61,8 @@ def unbiased_mmd2(x: np.ndarray, y: np.ndarray) -> float:
     return float(within - 2.0 * k_xy.mean())
 
 
+# Standard `evaluate` module boilerplate, repeated on purpose in every metric: each module is loaded alone by
+# path (`evaluate.load("evaluation/metrics/<name>")`) and cannot import a shared helper.
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class KernelDistance(evaluate.Metric):
     def _info(self):

@@ -65,6 +65,8 @@ def share_inside(queries: np.ndarray, centres: np.ndarray, radii: np.ndarray, ch
     return float(inside.mean())
 
 
+# Standard `evaluate` module boilerplate, repeated on purpose in every metric: each module is loaded alone by
+# path (`evaluate.load("evaluation/metrics/<name>")`) and cannot import a shared helper.
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class PrecisionRecall(evaluate.Metric):
     def _info(self):
