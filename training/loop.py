@@ -24,6 +24,7 @@ from training.checkpointing import (TrainingProgress, load_checkpoint, remove_pa
 from training.config import ConfigError, TrainConfig
 from training.data import (EpochBatchSampler, TensorImages, DecodedImages, cached_images, make_loader, random_hflip,
                            to_model_range)
+from training.faults import check_step, check_weights
 from training.losses import diffusion_loss, training_target
 from training.model import learning_rate
 from training.schedule import build_lr_scheduler
@@ -205,7 +206,8 @@ class Trainer:
                     loss = self._loss(images, labels)
                     accelerator.backward(loss)
                     if accelerator.sync_gradients:
-                        accelerator.clip_grad_norm_(self.unet.parameters(), cfg.max_grad_norm)
+                        grad_norm = accelerator.clip_grad_norm_(self.unet.parameters(), cfg.max_grad_norm)
+                        check_step(loss, grad_norm, step=progress.global_step + 1, **self._fault_context())
                     self.optimizer.step()
                     self.optimizer.zero_grad(set_to_none=True)
                 loss_sum += loss.detach() / accum
@@ -309,6 +311,10 @@ class Trainer:
                                          f"{self.data.description}")
         self.accelerator.print(f"Pushed to {url}")
 
+    def _fault_context(self) -> dict:
+        """What a divergence message names: the learning rate and the precision of this run."""
+        return {"learning_rate": learning_rate(self.cfg), "mixed_precision": self.accelerator.mixed_precision}
+
     def final_unet(self) -> UNet2DModel:
         """A standalone copy of the model to sample from and save: the EMA weights when EMA is on."""
         online = self.accelerator.unwrap_model(self.unet)
@@ -320,6 +326,7 @@ class Trainer:
             self.ema.copy_to(unet.parameters())
         else:
             unet.load_state_dict(online.state_dict())
+        check_weights(unet.parameters(), step=self.progress.global_step, **self._fault_context())  # before any save
         return unet
 
     def _check_fid(self, step: int) -> None:
@@ -382,4 +389,5 @@ class Trainer:
             if self.fid_check is not None and (step % cfg.eval_steps == 0 or step == self.max_train_steps):
                 self._check_fid(step)
         if step % cfg.checkpointing_steps == 0 or self.timed_out:  # a timed-out run can be resumed with more time
+            check_weights(self.unet.parameters(), step=step, **self._fault_context())
             save_checkpoint(accelerator, self.output_dir, step, cfg.checkpoints_total_limit)

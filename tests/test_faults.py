@@ -1,0 +1,61 @@
+"""Faults met while training: a diverged run stops with one line and leaves nothing non-finite behind."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.conftest import REPO_ROOT
+from tests.train_helpers import FAST_ARGS, make_dataset_dict
+from training.faults import TrainingDiverged, check_step, check_weights
+
+
+@pytest.fixture(scope="module")
+def blobs(tmp_path_factory):
+    return str(make_dataset_dict(tmp_path_factory.mktemp("data") / "blobs"))
+
+
+def train(blobs, output_dir, *extra):
+    command = [sys.executable, str(REPO_ROOT / "train_ddpm.py"), "--dataset", blobs, "--output_dir", str(output_dir),
+               *FAST_ARGS, *extra]
+    return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_a_diverging_learning_rate_stops_at_once_with_one_line(blobs, tmp_path):
+    result = train(blobs, tmp_path / "run", "--learning_rate", "1e4", "--max_train_steps", "200",
+                   "--checkpointing_steps", "1")
+
+    assert result.returncode == 1, result.stderr[-2000:]
+    error_lines = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(error_lines) == 1 and "Traceback" not in result.stderr
+    assert "training diverged at step" in error_lines[0] and "--learning_rate (this run: 10000)" in error_lines[0]
+    step = int(error_lines[0].split("training diverged at step ")[1].split(":")[0])
+    assert step < 200  # stopped long before the end
+    assert not (tmp_path / "run" / "model_index.json").exists()  # no pipeline saved
+    for checkpoint in (tmp_path / "run").glob("checkpoint-*"):  # what was saved before the fault is finite
+        assert int(checkpoint.name.split("-")[1]) < step
+        weights = load_file(str(checkpoint / "model.safetensors"))
+        assert all(torch.isfinite(tensor).all() for tensor in weights.values())
+
+
+def test_a_stable_run_is_not_stopped(blobs, tmp_path):
+    result = train(blobs, tmp_path / "run", "--max_train_steps", "3")
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "run" / "model_index.json").is_file()
+
+
+def test_checks_name_what_went_wrong_and_spare_fp16_overflow():
+    context = {"step": 7, "learning_rate": 1e-3, "mixed_precision": "bf16"}
+    with pytest.raises(TrainingDiverged, match=r"step 7: the loss is nan.*--learning_rate \(this run: 0.001\) or "
+                                               r"--mixed_precision no"):
+        check_step(torch.tensor(float("nan")), torch.tensor(1.0), **context)
+    with pytest.raises(TrainingDiverged, match="the gradient norm is inf"):
+        check_step(torch.tensor(0.5), torch.tensor(float("inf")), **context)
+    # fp16's loss scaler skips overflowing steps itself: an infinite gradient norm is not a divergence there
+    check_step(torch.tensor(0.5), torch.tensor(float("inf")), **{**context, "mixed_precision": "fp16"})
+    with pytest.raises(TrainingDiverged, match="1 weight tensor"):
+        check_weights([torch.ones(3), torch.tensor([1.0, float("inf")])], **context)
+    check_weights([torch.ones(3)], **context)
