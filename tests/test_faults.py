@@ -59,3 +59,48 @@ def test_checks_name_what_went_wrong_and_spare_fp16_overflow():
     with pytest.raises(TrainingDiverged, match="1 weight tensor"):
         check_weights([torch.ones(3), torch.tensor([1.0, float("inf")])], **context)
     check_weights([torch.ones(3)], **context)
+
+
+def truncate(path, keep=100):
+    data = path.read_bytes()
+    path.write_bytes(data[:keep])
+
+
+def test_latest_falls_back_past_a_damaged_newest_checkpoint(blobs, tmp_path):
+    run = tmp_path / "run"
+    first = train(blobs, run, "--max_train_steps", "4", "--checkpointing_steps", "2")
+    assert first.returncode == 0, first.stderr[-2000:]
+    truncate(run / "checkpoint-4" / "model.safetensors")
+
+    resumed = train(blobs, run, "--max_train_steps", "6", "--checkpointing_steps", "2",
+                    "--resume_from_checkpoint", "latest")
+
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "checkpoint-4 does not load (" in resumed.stdout and "trying checkpoint-2." in resumed.stdout
+    assert "Resumed from " in resumed.stdout and "checkpoint-2 at step 2." in resumed.stdout
+    assert "Traceback" not in resumed.stderr
+    assert (run / "model_index.json").is_file()
+
+
+def test_a_named_damaged_checkpoint_is_one_line_and_exit_2(blobs, tmp_path):
+    run = tmp_path / "run"
+    assert train(blobs, run, "--max_train_steps", "2", "--checkpointing_steps", "2").returncode == 0
+    truncate(run / "checkpoint-2" / "model.safetensors")
+
+    result = train(blobs, run, "--max_train_steps", "4", "--resume_from_checkpoint", "checkpoint-2")
+
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "checkpoint-2: it does not load: it is damaged" in errors[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_latest_with_no_checkpoint_that_loads_says_so(blobs, tmp_path):
+    run = tmp_path / "run"
+    assert train(blobs, run, "--max_train_steps", "2", "--checkpointing_steps", "2").returncode == 0
+    truncate(run / "checkpoint-2" / "model.safetensors")
+
+    result = train(blobs, run, "--max_train_steps", "4", "--resume_from_checkpoint", "latest")
+
+    assert result.returncode == 2
+    assert "none of the 1 checkpoints in" in result.stderr and "Traceback" not in result.stderr

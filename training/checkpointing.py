@@ -13,6 +13,7 @@ import re
 import shutil
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
 
 from sharing import first_line
@@ -120,10 +121,56 @@ def load_checkpoint(accelerator: Accelerator, checkpoint: Path) -> None:
     """Restore everything `save_checkpoint` wrote (model, optimizer, RNG, EMA, LR schedule, progress).
 
     Raises:
-        ConfigError: the checkpoint does not fit this model or config.
+        ConfigError: the checkpoint is damaged (a truncated or corrupt file) or does not fit this model or config.
     """
     try:
         accelerator.load_state(str(checkpoint))
-    except (RuntimeError, KeyError, ValueError, FileNotFoundError) as err:
-        raise ConfigError(f"--resume_from_checkpoint {checkpoint}: it does not match this run's model or settings "
-                          f"({type(err).__name__}: {first_line(err)[:200]}).") from err
+    except Exception as err:  # safetensors, torch.load, pickle and accelerate each raise their own types
+        raise ConfigError(f"--resume_from_checkpoint {checkpoint}: it does not load: it is damaged or does not match "
+                          f"this run's model or settings ({type(err).__name__}: {first_line(err)[:200]}).") from err
+
+
+def _loaded_everywhere(accelerator: Accelerator, loaded: bool) -> bool:
+    """Whether every process loaded its part of a checkpoint (a damaged per-process file fails only one)."""
+    flags = accelerator.gather(torch.tensor([1.0 if loaded else 0.0], device=accelerator.device))
+    return bool(flags.min().item() == 1.0)
+
+
+def restore_checkpoint(accelerator: Accelerator, output_dir: str | Path, resume_from: str | None) -> Path | None:
+    """Load the checkpoint `--resume_from_checkpoint` names; for `latest`, the newest one that loads.
+
+    A newest checkpoint that does not load (a file truncated by a crash or a full disk) is reported in one line
+    and the one before it is tried, on every process alike; a named one that does not load is an error.
+
+    Args:
+        accelerator: restores the prepared objects and those registered for checkpointing.
+        output_dir: the run's output folder.
+        resume_from: `None`, `"latest"`, or a checkpoint folder (absolute, or a name inside `output_dir`).
+
+    Returns:
+        The checkpoint loaded, or `None` when there is none to resume from.
+
+    Raises:
+        ConfigError: a named checkpoint is missing or does not load, or no checkpoint of `output_dir` loads.
+    """
+    if resume_from != "latest":
+        checkpoint = resolve_resume(output_dir, resume_from)
+        if checkpoint is not None:
+            load_checkpoint(accelerator, checkpoint)
+        return checkpoint
+    candidates = list(reversed(list_checkpoints(output_dir)))
+    for index, checkpoint in enumerate(candidates):
+        try:
+            load_checkpoint(accelerator, checkpoint)
+            error = None
+        except ConfigError as err:
+            error = err
+        if _loaded_everywhere(accelerator, error is None):
+            return checkpoint
+        reason = first_line(error.__cause__) if error is not None and error.__cause__ else "another process failed"
+        following = f"trying {candidates[index + 1].name}" if index + 1 < len(candidates) else "none is left"
+        accelerator.print(f"{checkpoint} does not load ({reason[:200]}); {following}.")
+    if candidates:
+        raise ConfigError(f"--resume_from_checkpoint latest: none of the {len(candidates)} checkpoints in {output_dir} "
+                          "loads; start without --resume_from_checkpoint, or name a checkpoint folder that loads.")
+    return None

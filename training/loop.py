@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from data_prep.resolve import ResolvedDataset
 from pipelines import save_pipeline
 from sharing import push_folder
-from training.checkpointing import (TrainingProgress, load_checkpoint, remove_partial_checkpoints, resolve_resume,
+from training.checkpointing import (TrainingProgress, remove_partial_checkpoints, restore_checkpoint,
                                     save_checkpoint)
 from training.config import ConfigError, TrainConfig
 from training.data import (EpochBatchSampler, TensorImages, DecodedImages, cached_images, make_loader, random_hflip,
@@ -179,9 +179,8 @@ class Trainer:
                                                        encoding="utf-8")
         accelerator.init_trackers("train_ddpm", config={k: v if isinstance(v, (int, float, str, bool)) else str(v)
                                                        for k, v in cfg.to_dict().items()})
-        checkpoint = resolve_resume(self.output_dir, cfg.resume_from_checkpoint)
+        checkpoint = restore_checkpoint(self.accelerator, self.output_dir, cfg.resume_from_checkpoint)
         if checkpoint is not None:
-            load_checkpoint(self.accelerator, checkpoint)
             if self.ema is not None:
                 self.ema.to(accelerator.device)  # accelerate loads custom state onto the CPU
             accelerator.print(f"Resumed from {checkpoint} at step {self.progress.global_step}.")
