@@ -16,7 +16,7 @@ from accelerate.utils import set_seed
 from data_prep.resolve import DataError, resolve_dataset
 from training.config import ConfigError, TrainConfig, parse_config
 from training.data import image_channels, native_resolution
-from training.faults import TrainingDiverged
+from training.faults import TrainingFault
 from training.loop import Trainer, make_accelerator, make_state
 from training.model import build_noise_scheduler, build_unet, count_parameters
 from training.precision import resolve_mixed_precision
@@ -70,14 +70,14 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def cli() -> None:
-    """Run `main`, turning configuration and data errors into one line and exit code 2, a diverged run into one
-    line and exit code 1."""
+    """Run `main`, turning configuration and data errors into one line and exit code 2, a diverged run or a failed
+    save into one line and exit code 1."""
     try:
         main()
     except (ConfigError, DataError) as err:
         print(f"train_ddpm.py: error: {err}", file=sys.stderr)
         sys.exit(2)
-    except TrainingDiverged as err:
+    except TrainingFault as err:
         print(f"train_ddpm.py: error: {err}", file=sys.stderr)
         sys.exit(1)
 

@@ -104,3 +104,45 @@ def test_latest_with_no_checkpoint_that_loads_says_so(blobs, tmp_path):
 
     assert result.returncode == 2
     assert "none of the 1 checkpoints in" in result.stderr and "Traceback" not in result.stderr
+
+
+# train_ddpm.py with the disk "full" from the second checkpoint on: the write starts, then fails with ENOSPC.
+DISK_FULL = """
+import errno, os, sys
+import accelerate
+import train_ddpm
+
+calls, save_state = [], accelerate.Accelerator.save_state
+
+
+def full_disk(self, output_dir=None, **kwargs):
+    calls.append(output_dir)
+    if len(calls) == 1:
+        return save_state(self, output_dir, **kwargs)
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, "model.safetensors"), "wb") as handle:
+        handle.write(b"half")
+    raise OSError(errno.ENOSPC, "No space left on device", os.path.join(output_dir, "model.safetensors"))
+
+
+accelerate.Accelerator.save_state = full_disk
+sys.argv = ["train_ddpm.py", *sys.argv[1:]]
+train_ddpm.cli()
+"""
+
+
+def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_previous_checkpoint(blobs, tmp_path):
+    run = tmp_path / "run"
+    command = [sys.executable, "-c", DISK_FULL, "--dataset", blobs, "--output_dir", str(run), *FAST_ARGS,
+               "--max_train_steps", "6", "--checkpointing_steps", "2"]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+
+    assert result.returncode == 1, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "Traceback" not in result.stderr
+    assert f"could not write checkpoint {run / 'checkpoint-4'} (OSError: [Errno 28] No space left" in errors[0]
+    assert sorted(p.name for p in run.iterdir() if "checkpoint" in p.name) == ["checkpoint-2"]  # no partial left
+    assert not (run / "model_index.json").exists()
+
+    resumed = train(blobs, run, "--max_train_steps", "4", "--resume_from_checkpoint", "latest")
+    assert resumed.returncode == 0 and "checkpoint-2 at step 2." in resumed.stdout, resumed.stderr[-2000:]

@@ -18,6 +18,7 @@ from accelerate import Accelerator
 
 from sharing import first_line
 from training.config import ConfigError
+from training.faults import SaveFailed, save_failed_message
 
 CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
 PARTIAL_SUFFIX = ".partial"
@@ -47,6 +48,12 @@ class TrainingProgress:
         self.history = [dict(row) for row in state["history"]]
         self.best_fid = state.get("best_fid")  # absent in checkpoints written before the check existed
         self.snapshots_saved = [float(m) for m in state.get("snapshots_saved", [])]
+
+
+def _all_processes(accelerator: Accelerator, succeeded: bool) -> bool:
+    """Whether every process succeeded at a step (a collective: every process must call it)."""
+    flags = accelerator.gather(torch.tensor([1.0 if succeeded else 0.0], device=accelerator.device))
+    return bool(flags.min().item() == 1.0)
 
 
 def list_checkpoints(output_dir: str | Path) -> list[Path]:
@@ -104,8 +111,15 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str | Path, step: int,
     if accelerator.is_main_process:
         shutil.rmtree(partial, ignore_errors=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(partial))
-    accelerator.wait_for_everyone()
+    try:
+        accelerator.save_state(str(partial))
+        error = None
+    except OSError as err:  # a full disk (ENOSPC), a quota, a lost permission
+        error = err
+    if not _all_processes(accelerator, error is None):
+        if accelerator.is_main_process:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise SaveFailed(save_failed_message("checkpoint", final, error)) from error
     if accelerator.is_main_process:
         if final.exists():
             shutil.rmtree(final)
@@ -130,10 +144,6 @@ def load_checkpoint(accelerator: Accelerator, checkpoint: Path) -> None:
                           f"this run's model or settings ({type(err).__name__}: {first_line(err)[:200]}).") from err
 
 
-def _loaded_everywhere(accelerator: Accelerator, loaded: bool) -> bool:
-    """Whether every process loaded its part of a checkpoint (a damaged per-process file fails only one)."""
-    flags = accelerator.gather(torch.tensor([1.0 if loaded else 0.0], device=accelerator.device))
-    return bool(flags.min().item() == 1.0)
 
 
 def restore_checkpoint(accelerator: Accelerator, output_dir: str | Path, resume_from: str | None) -> Path | None:
@@ -165,7 +175,7 @@ def restore_checkpoint(accelerator: Accelerator, output_dir: str | Path, resume_
             error = None
         except ConfigError as err:
             error = err
-        if _loaded_everywhere(accelerator, error is None):
+        if _all_processes(accelerator, error is None):  # a damaged per-process file fails only one
             return checkpoint
         reason = first_line(error.__cause__) if error is not None and error.__cause__ else "another process failed"
         following = f"trying {candidates[index + 1].name}" if index + 1 < len(candidates) else "none is left"

@@ -1,5 +1,5 @@
 """Faults met during training, each turned into a stop with one line: a diverged run (non-finite loss,
-gradients or weights), before anything non-finite is applied or saved.
+gradients or weights), before anything non-finite is applied or saved, and a save that fails (a full disk).
 """
 
 from __future__ import annotations
@@ -8,9 +8,27 @@ from collections.abc import Iterable
 
 import torch
 
+from sharing import first_line
 
-class TrainingDiverged(RuntimeError):
+
+class TrainingFault(RuntimeError):
+    """A run that cannot go on; the message is one line saying what happened, what was kept and what to do."""
+
+
+class TrainingDiverged(TrainingFault):
     """The loss, the gradients or the weights stopped being finite; the message says where and what to try."""
+
+
+class SaveFailed(TrainingFault):
+    """Writing a checkpoint or the pipeline failed (a full disk, no permission); what was saved before is intact."""
+
+
+def save_failed_message(what: str, path, error: BaseException | None) -> str:
+    """One line naming the path, the reason, and what is left to resume from."""
+    reason = f"{type(error).__name__}: {first_line(error)}" if error is not None else "another process failed to write"
+    return (f"could not write {what} {path} ({reason}). Nothing half-written was left; the checkpoints written "
+            "before it are intact: free some space (or fix the permission) and run again with "
+            "--resume_from_checkpoint latest.")
 
 
 def diverged_message(step: int, what: str, learning_rate: float, mixed_precision: str, kept: str) -> str:

@@ -24,7 +24,7 @@ from training.checkpointing import (TrainingProgress, remove_partial_checkpoints
 from training.config import ConfigError, TrainConfig
 from training.data import (EpochBatchSampler, TensorImages, DecodedImages, cached_images, make_loader, random_hflip,
                            to_model_range)
-from training.faults import check_step, check_weights
+from training.faults import SaveFailed, check_step, check_weights, save_failed_message
 from training.losses import diffusion_loss, training_target
 from training.model import learning_rate
 from training.schedule import build_lr_scheduler
@@ -295,10 +295,13 @@ class Trainer:
             "global_step": self.progress.global_step,
             "training_time_s": round(self.progress.training_time_s, 1),
         }
-        save_pipeline(self.output_dir, unet.cpu(), self.noise_scheduler, class_names=self.class_names,
-                      card_info=card_info, sample_grid=grid)
-        write_loss_csv(history, self.output_dir / LOSS_CSV)
-        plot_loss_curve(history, self.output_dir / LOSS_PNG)
+        try:  # save_pipeline stages the files and moves them in, model_index.json last
+            save_pipeline(self.output_dir, unet.cpu(), self.noise_scheduler, class_names=self.class_names,
+                          card_info=card_info, sample_grid=grid)
+            write_loss_csv(history, self.output_dir / LOSS_CSV)
+            plot_loss_curve(history, self.output_dir / LOSS_PNG)
+        except OSError as err:
+            raise SaveFailed(save_failed_message("the pipeline to", self.output_dir, err)) from err
 
     def _push(self) -> None:
         """Upload the saved pipeline folder with `sharing.push_folder`, without what training keeps beside it."""
