@@ -2,21 +2,20 @@
 
 import importlib.util
 import string
-from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import pytest
 import yaml
 from diffusers import DDPMScheduler
-from test_pipeline_save import tiny_unet  # the pipeline tests' tiny seeded UNet (8 x 8 pixels)
 
 from pipelines import save_pipeline
+from tests.conftest import REPO_ROOT
+from tests.pipeline_helpers import tiny_unet
 
 gr = pytest.importorskip("gradio", reason="gradio is not installed (pip install -e '.[app]')")
 
 # app.py is a script at the repository root (a Space's app file), not part of the installed package.
-REPO_ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("app", REPO_ROOT / "app.py")
 app = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(app)

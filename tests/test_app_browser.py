@@ -15,10 +15,10 @@ import numpy as np
 import PIL.Image
 import pytest
 from diffusers import DDPMScheduler
-from test_pipeline_save import tiny_unet  # the pipeline tests' tiny seeded UNet (8 x 8 pixels)
 
 from pipelines import save_pipeline
 from pipelines.glyph_pipeline import DEFAULT_NUM_INFERENCE_STEPS
+from tests.pipeline_helpers import tiny_unet
 
 # The screenshot script's helpers start the app and drive the page (benchmarks/ is not an installed package).
 _spec = importlib.util.spec_from_file_location(

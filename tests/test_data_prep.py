@@ -9,7 +9,7 @@ from data_prep import prepare
 from data_prep.classes import HODA_LETTER_CLASSES, PERSIAN_CLASSES, PERSIAN_DIGITS
 from data_prep.hoda_cdb import decode_rle
 from data_prep.normalize import fit_and_center
-from data_writers import (
+from tests.data_writers import (
     encode_rle,
     glyph_png,
     random_glyphs,

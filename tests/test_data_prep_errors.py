@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from data_prep.cli import main
-from data_writers import (
+from tests.data_writers import (
     glyph_png,
     random_glyphs,
     write_hoda_cdb5,

@@ -15,8 +15,8 @@ from evaluation.sampling import sample_images
 from evaluation.scores import fid_for_pipeline, split_features
 from evaluation.train_classifier import main as train_classifier_main
 from pipelines import GlyphDDPMPipeline, save_pipeline
-from tests.test_evaluation_classifier import SHAPES, TINY_MODEL, make_shapes_dataset, make_shapes_folder, train_quickly
-from tests.test_pipeline_save import tiny_unet  # 8-px samples: the classifier resizes them to its 16 px
+from tests.evaluation_helpers import SHAPES, TINY_MODEL, make_shapes_dataset, make_shapes_folder, train_quickly
+from tests.pipeline_helpers import tiny_unet  # 8-px samples: the classifier resizes them to its 16 px
 
 
 @pytest.fixture(scope="module")

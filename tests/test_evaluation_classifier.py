@@ -1,67 +1,17 @@
 """Tests of the domain classifier: training CLI, saved card, feature extractor, and bad input."""
 
 import json
-import subprocess
-import sys
 
 import datasets
 import numpy as np
 import pytest
 import torch
-from hub_server import HubServer
-from PIL import Image
 
 from evaluation import EvaluationError, build_classifier, load_feature_extractor
 from evaluation.classifier import DomainFeatureExtractor
 from evaluation.train_classifier import ClassifierTrainingConfig, main, random_affine
-from tests.conftest import REPO_ROOT
-
-SHAPES = ("bar", "column", "box")
-TINY_MODEL = ["--embedding_size", "8", "--hidden_sizes", "8", "16", "--depths", "1", "1"]
-
-
-def shape_image(kind: str, rng: np.random.Generator, size: int = 16) -> Image.Image:
-    """A white horizontal bar, vertical bar or box outline on black, at a random place."""
-    pixels = np.zeros((size, size), dtype=np.uint8)
-    a, b = rng.integers(3, size - 9, 2)
-    if kind == "bar":
-        pixels[a + 3 : a + 5, b : b + 9] = 255
-    elif kind == "column":
-        pixels[a : a + 9, b + 3 : b + 5] = 255
-    else:
-        pixels[a : a + 7, b : b + 7] = 255
-        pixels[a + 2 : a + 5, b + 2 : b + 5] = 0
-    return Image.fromarray(pixels, mode="L")
-
-
-def make_shapes_dataset(path, per_class_train: int = 40, per_class_test: int = 10, seed: int = 0):
-    """A DatasetDict in data_prep's format: three shape classes, 16 x 16 px."""
-    rng = np.random.default_rng(seed)
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=list(SHAPES))})
-
-    def split(per_class):
-        labels = [label for label in range(len(SHAPES)) for _ in range(per_class)]
-        images = [shape_image(SHAPES[label], rng) for label in labels]
-        return datasets.Dataset.from_dict({"image": images, "label": labels}, features=features)
-
-    datasets.DatasetDict({"train": split(per_class_train), "test": split(per_class_test)}).save_to_disk(str(path))
-    return path
-
-
-def make_shapes_folder(path, per_class: int = 40, seed: int = 0):
-    """An image folder of the three shapes, one sub-folder per class (its classes sort as bar, box, column)."""
-    rng = np.random.default_rng(seed)
-    for kind in SHAPES:
-        (path / kind).mkdir(parents=True)
-        for index in range(per_class):
-            shape_image(kind, rng).save(path / kind / f"{index}.png")
-    return path
-
-
-def train_quickly(dataset, output_dir, *extra: str) -> int:
-    """`python -m evaluation.train_classifier` with a tiny model and two epochs: seconds, not minutes."""
-    argv = ["--dataset", str(dataset), "--output_dir", str(output_dir), "--num_epochs", "2", "--batch_size", "16"]
-    return main([*argv, *TINY_MODEL, *extra])
+from tests.evaluation_helpers import SHAPES, TINY_MODEL, make_shapes_dataset, make_shapes_folder, train_quickly
+from tests.hub_client import last_json, run_client
 
 
 @pytest.fixture(scope="module")
@@ -236,27 +186,12 @@ print(json.dumps({"names": remote.class_names, "diff": float((local(images)[1] -
 """
 
 
-def run_hub_client(hub: HubServer, script: str, *args: str, home) -> dict:
-    """Run `script` in a fresh interpreter talking to `hub` (the clients read HF_ENDPOINT on import).
-
-    Returns:
-        `dict`: the last line it printed, read as JSON.
-    """
-    done = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        cwd=REPO_ROOT, env=hub.client_env(home / "hf_home"), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def test_classifier_is_pushed_and_loads_back_by_repo_id(shapes_dataset, tmp_path):
-    with HubServer() as hub:
-        result = run_hub_client(hub, PUSH_AND_LOAD, str(shapes_dataset), str(tmp_path / "clf"), home=tmp_path)
-        assert result == {"names": list(SHAPES), "diff": 0.0}
-        files = hub.files("tester/shapes-classifier")
-        assert {"config.json", "model.safetensors", "README.md"} <= set(files)
-        assert b"Test accuracy" in files["README.md"]
+def test_classifier_is_pushed_and_loads_back_by_repo_id(hub, shapes_dataset, tmp_path):
+    result = last_json(run_client(hub, PUSH_AND_LOAD, str(shapes_dataset), str(tmp_path / "clf"), home=tmp_path))
+    assert result == {"names": list(SHAPES), "diff": 0.0}
+    files = hub.files("tester/shapes-classifier")
+    assert {"config.json", "model.safetensors", "README.md"} <= set(files)
+    assert b"Test accuracy" in files["README.md"]
 
 
 TRAIN_FROM_HUB = """
@@ -273,8 +208,7 @@ print(json.dumps({key: results[key] for key in ("dataset", "class_names", "num_t
 """
 
 
-def test_classifier_trains_from_a_hub_dataset_id(shapes_dataset, tmp_path):
-    with HubServer() as hub:
-        result = run_hub_client(hub, TRAIN_FROM_HUB, str(shapes_dataset), str(tmp_path / "clf"), home=tmp_path)
-        assert result == {"dataset": "tester/shapes", "class_names": list(SHAPES), "num_train": 120, "num_test": 30}
-        assert any(path.endswith(".parquet") for path in hub.files("tester/shapes", repo_type="dataset"))
+def test_classifier_trains_from_a_hub_dataset_id(hub, shapes_dataset, tmp_path):
+    result = last_json(run_client(hub, TRAIN_FROM_HUB, str(shapes_dataset), str(tmp_path / "clf"), home=tmp_path))
+    assert result == {"dataset": "tester/shapes", "class_names": list(SHAPES), "num_train": 120, "num_test": 30}
+    assert any(path.endswith(".parquet") for path in hub.files("tester/shapes", repo_type="dataset"))

@@ -8,13 +8,8 @@ import torch
 from safetensors.torch import load_file
 
 from tests.conftest import REPO_ROOT
-from tests.train_helpers import FAST_ARGS, make_dataset_dict
+from tests.train_helpers import FAST_ARGS
 from training.faults import TrainingDiverged, check_step, check_weights
-
-
-@pytest.fixture(scope="module")
-def blobs(tmp_path_factory):
-    return str(make_dataset_dict(tmp_path_factory.mktemp("data") / "blobs"))
 
 
 def train(blobs, output_dir, *extra):

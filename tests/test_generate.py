@@ -12,7 +12,7 @@ from PIL import Image
 
 from pipelines import save_pipeline
 from pipelines.generate import main
-from test_pipeline_save import CLASS_NAMES, tiny_unet  # tests/ is on sys.path (pytest's rootdir-relative import)
+from tests.pipeline_helpers import CLASS_NAMES, tiny_unet
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -6,42 +6,20 @@ the server (`HubServer.client_env`). The server runs in this process, so tests c
 and look at what was stored.
 """
 
-import hashlib
-import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
-from diffusers import DDPMScheduler, UNet2DModel
-from hub_server import HubServer
+from diffusers import DDPMScheduler
 from PIL import Image
 
 from pipelines import GlyphDDPMPipeline, save_pipeline
 from pipelines.model_card import MODEL_PLACEHOLDER
+from tests.conftest import REPO_ROOT
+from tests.hub_client import folder_state, last_json, run_client
+from tests.pipeline_helpers import CLASS_NAMES, tiny_unet
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CLASS_NAMES = ["۰", "۷", "ب"]
 DEBRIS = ["checkpoints/step_10/optimizer.bin", "checkpoints/step_10/model.safetensors", "logs/events.out.tfevents.1", "last.ckpt"]
-
-
-@pytest.fixture(scope="module")
-def hub():
-    with HubServer() as server:
-        yield server
-
-
-def tiny_unet(num_class_embeds: int | None = None) -> UNet2DModel:
-    torch.manual_seed(0)
-    blocks = ("DownBlock2D", "DownBlock2D")
-    return UNet2DModel(
-        sample_size=8, in_channels=1, out_channels=1, layers_per_block=1, block_out_channels=(4, 8),
-        norm_num_groups=4, down_block_types=blocks, up_block_types=("UpBlock2D", "UpBlock2D"),
-        num_class_embeds=num_class_embeds,
-    )  # fmt: skip
 
 
 def saved_pipeline(folder: Path, class_names: list[str] | None = None) -> Path:
@@ -56,31 +34,8 @@ def saved_pipeline(folder: Path, class_names: list[str] | None = None) -> Path:
     return folder
 
 
-def folder_state(folder: Path) -> dict[str, tuple[int, int, str]]:
-    """Every file's (size, mtime, sha256) and every folder, to prove a push left the folder untouched."""
-    state = {}
-    for path in sorted(folder.rglob("*")):
-        stat = path.stat()
-        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
-        state[path.relative_to(folder).as_posix()] = (stat.st_size, stat.st_mtime_ns, digest)
-    return state
-
-
 def local_files(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-
-
-def run_client(hub: HubServer, script: str, *args: str, home: Path, token: str | None = None, cwd: Path = REPO_ROOT):
-    """Run `script` in a fresh interpreter talking to `hub`; returns the CompletedProcess."""
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script), *args],
-        cwd=cwd, env=hub.client_env(home / "hf_home", token=token), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-
-
-def last_json(result: subprocess.CompletedProcess) -> dict:
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 PUSH_CLI_THEN_LOAD = """

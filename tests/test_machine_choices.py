@@ -9,11 +9,11 @@ import psutil
 import pytest
 import torch
 from accelerate import PartialState
-from diffusers import UNet2DModel
 
 from pipelines import GlyphDDPMPipeline, fast_inference
 from pipelines.fast_inference import cpu_has_native_bf16, inference_autocast
 from pipelines.samplers import fast_sampler
+from tests.pipeline_helpers import tiny_unet
 from training import precision, threads
 from training.config import TrainConfig
 from training.model import build_noise_scheduler
@@ -24,13 +24,6 @@ from training.threads import busy_cores_elsewhere, default_cpu_threads
 X86_WITH = "processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_tile\n"
 X86_WITHOUT = "processor\t: 0\nmodel name\t: Other CPU\nflags\t\t: fpu sse avx2 avx512f avx512_vnni\n"
 ARM_WITH = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
-
-
-def tiny_unet(num_class_embeds=None):
-    torch.manual_seed(0)
-    return UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16), layers_per_block=1,
-                       norm_num_groups=4, down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2,
-                       num_class_embeds=num_class_embeds)
 
 
 @pytest.mark.parametrize("text, expected", [(X86_WITH, True), (X86_WITHOUT, False), (ARM_WITH, True),

@@ -7,7 +7,7 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
 from pipelines import GlyphDDPMPipeline, GlyphPipelineOutput, image_grid, save_trajectory_gif
-from test_pipeline_save import tiny_unet  # tests/ is on sys.path (pytest's rootdir-relative import)
+from tests.pipeline_helpers import tiny_unet
 
 NAMES = ["۰", "۷", "ب"]
 

@@ -9,26 +9,10 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from diffusers import DDIMScheduler, DDPMPipeline, DDPMScheduler, DiffusionPipeline, UNet2DModel
+from diffusers import DDIMScheduler, DDPMPipeline, DDPMScheduler, DiffusionPipeline
 
 from pipelines import GlyphDDPMPipeline, save_pipeline
-
-CLASS_NAMES = ["۰", "۷", "ب"]
-
-
-def tiny_unet(num_class_embeds: int | None = None) -> UNet2DModel:
-    torch.manual_seed(0)
-    return UNet2DModel(
-        sample_size=8,
-        in_channels=1,
-        out_channels=1,
-        layers_per_block=1,
-        block_out_channels=(8, 16),
-        norm_num_groups=4,
-        down_block_types=("DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D"),
-        num_class_embeds=num_class_embeds,
-    )
+from tests.pipeline_helpers import CLASS_NAMES, tiny_unet
 
 
 @pytest.fixture(scope="module")

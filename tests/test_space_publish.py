@@ -4,7 +4,6 @@ As in test_hub_push.py, every Hub client runs in a subprocess pointed at the ser
 the downloaded Space is then imported in a fresh interpreter that cannot see this project, as on the Hub.
 """
 
-import json
 import shutil
 import subprocess
 import sys
@@ -15,22 +14,16 @@ import pytest
 import torch
 import yaml
 from diffusers import DDPMScheduler
-from hub_server import HubServer
-from test_hub_push import folder_state, last_json, run_client
-from test_pipeline_save import tiny_unet  # the pipeline tests' tiny seeded UNet (8 x 8 pixels)
 
 from pipelines import GlyphDDPMPipeline, save_pipeline
+from tests.conftest import REPO_ROOT
+from tests.hub_client import folder_state, last_json, run_client
+from tests.hub_server import HubServer
+from tests.pipeline_helpers import tiny_unet
 
 pytest.importorskip("gradio", reason="gradio is not installed (pip install -e '.[app]')")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 CLASS_NAMES = ["ب", "۷"]
-
-
-@pytest.fixture(scope="module")
-def hub():
-    with HubServer() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from diffusers import DDPMPipeline
 from safetensors.torch import load_file
 
 from tests.conftest import REPO_ROOT
-from tests.train_helpers import FAST_ARGS, make_dataset_dict
+from tests.train_helpers import FAST_ARGS
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
 
@@ -40,11 +40,6 @@ def csv_rows(path):
         return list(csv.DictReader(handle))
 
 
-@pytest.fixture(scope="module")
-def blobs(tmp_path_factory):
-    return str(make_dataset_dict(tmp_path_factory.mktemp("data") / "blobs"))
-
-
 def test_launch_saves_a_stock_ddpm_pipeline(blobs, tmp_path):
     out = tmp_path / "run"
     launch("--dataset", blobs, "--output_dir", out, *FAST_ARGS, "--logger", "tensorboard", "--max_train_steps", "4",
@@ -62,17 +57,14 @@ def test_launch_saves_a_stock_ddpm_pipeline(blobs, tmp_path):
     assert len(images) == 2 and images[0].mode == "L" and images[0].size == (16, 16)
 
 
-def test_push_to_hub_uploads_the_pipeline_only(blobs, tmp_path):
+def test_push_to_hub_uploads_the_pipeline_only(blobs, hub, tmp_path):
     """--push_to_hub against the suite's loopback Hub server: the pipeline goes up; checkpoints, logs and
     the sample history stay local."""
-    from hub_server import HubServer
-
     out = tmp_path / "run"
-    with HubServer() as hub:
-        launch("--dataset", blobs, "--output_dir", out, *FAST_ARGS, "--max_train_steps", "2",
-               "--checkpointing_steps", "2", "--save_images_steps", "1", "--push_to_hub", "--hub_model_id",
-               "tester/train-run", env=hub.client_env(tmp_path / "hf_home"))
-        pushed = hub.files("tester/train-run")
+    launch("--dataset", blobs, "--output_dir", out, *FAST_ARGS, "--max_train_steps", "2",
+           "--checkpointing_steps", "2", "--save_images_steps", "1", "--push_to_hub", "--hub_model_id",
+           "tester/train-run", env=hub.client_env(tmp_path / "hf_home"))
+    pushed = hub.files("tester/train-run")
     assert (out / "checkpoint-2").is_dir() and (out / "samples/step-000001.png").is_file()
     assert {"model_index.json", "unet/config.json", "scheduler/scheduler_config.json", "README.md",
             "losses.csv", "loss_curve.png"} <= set(pushed)

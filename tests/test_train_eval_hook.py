@@ -7,16 +7,15 @@ import sys
 
 import pytest
 import torch
-from accelerate.state import AcceleratorState
 from diffusers import DDPMPipeline, UNet2DModel
 
 import train_ddpm
 from evaluation import build_classifier
-from tests import test_train_loop as train_loop_tests
 from tests.conftest import REPO_ROOT
-from tests.test_train_loop import blobs, fresh_accelerate_state  # noqa: F401 (fixtures shared with the loop tests)
-from tests.train_helpers import FAST_ARGS
+from tests.train_helpers import FAST_ARGS, make_trainer, reset_accelerate_state
 from training.config import ConfigError, parse_config
+
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")  # tests/conftest.py
 
 # A dozen samples (more than the test classifier's 8 features) in two pipeline calls.
 EVAL_ARGS = ["--eval_num_samples", "12", "--eval_batch_size", "6"]
@@ -34,8 +33,8 @@ def classifier(tmp_path_factory):
     return save_classifier(tmp_path_factory.mktemp("classifier") / "blobs")
 
 
-def make_trainer(blobs, output_dir, *extra):
-    return train_loop_tests.make_trainer(blobs, output_dir, *EVAL_ARGS, *extra)
+def make_eval_trainer(blobs, output_dir, *extra):
+    return make_trainer(blobs, output_dir, *EVAL_ARGS, *extra)
 
 
 def fid_rows(path):
@@ -44,8 +43,8 @@ def fid_rows(path):
 
 
 def test_fid_is_logged_at_eval_steps_and_the_best_model_is_saved(blobs, classifier, tmp_path):
-    trainer = make_trainer(blobs, tmp_path, "--max_train_steps", "5", "--eval_steps", "2",
-                           "--eval_classifier", classifier, "--keep_best_by_fid")
+    trainer = make_eval_trainer(blobs, tmp_path, "--max_train_steps", "5", "--eval_steps", "2",
+                                "--eval_classifier", classifier, "--keep_best_by_fid")
     trainer.start()
     trainer.train()
     trainer.finish()
@@ -90,8 +89,8 @@ def test_classifier_that_is_not_one_or_of_other_classes_is_refused(blobs, tmp_pa
     other = save_classifier(tmp_path / "other", class_names=("a", "b", "c"))
     for folder, words in ((junk, "not a classifier saved by"), (other, "was trained on other classes")):
         with pytest.raises(ConfigError, match=words):
-            make_trainer(blobs, tmp_path / "out", "--eval_steps", "1", "--eval_classifier", str(folder))
-        AcceleratorState._reset_state(True)
+            make_eval_trainer(blobs, tmp_path / "out", "--eval_steps", "1", "--eval_classifier", str(folder))
+        reset_accelerate_state()
 
 
 def test_missing_classifier_is_one_line_and_exit_2(blobs, tmp_path):

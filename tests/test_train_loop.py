@@ -4,55 +4,25 @@ import json
 
 import pytest
 import torch
-from accelerate.state import AcceleratorState
 from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
 from safetensors.torch import load_file
 
 import train_ddpm
-from data_prep.resolve import resolve_dataset
-from tests.train_helpers import FAST_ARGS, make_dataset_dict
+from tests.train_helpers import FAST_ARGS, make_dataset_dict, make_trainer, reset_accelerate_state
 from training.checkpointing import list_checkpoints
-from training.config import ConfigError, parse_config
+from training.config import ConfigError
 from training.losses import diffusion_loss, snr_weights, training_target
-from training.loop import Trainer, make_accelerator
-from training.model import build_noise_scheduler, build_unet
 
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    """Each run in this process builds its own Accelerator, as a new launch would.
-
-    The torch thread count that `--num_threads` sets is put back afterwards, so that later tests compute
-    as a fresh process does (test_hub_push compares in-process samples with a subprocess's bit for bit).
-    """
-    threads = torch.get_num_threads()
-    AcceleratorState._reset_state(True)
-    yield
-    AcceleratorState._reset_state(True)
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def blobs(tmp_path_factory):
-    return str(make_dataset_dict(tmp_path_factory.mktemp("data") / "blobs"))
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")  # tests/conftest.py
 
 
 def run(blobs, output_dir, *extra):
     train_ddpm.main(["--dataset", blobs, "--output_dir", str(output_dir), *FAST_ARGS, *extra])
-    AcceleratorState._reset_state(True)
+    reset_accelerate_state()
 
 
 def unet_weights(folder):
     return load_file(str(next((folder / "unet").glob("*.safetensors"))))
-
-
-def make_trainer(blobs, tmp_path, *extra):
-    cfg = parse_config(["--dataset", blobs, "--output_dir", str(tmp_path), *FAST_ARGS, *extra])
-    accelerator = make_accelerator(cfg, cfg.mixed_precision)
-    data = resolve_dataset(cfg.dataset)
-    torch.manual_seed(cfg.seed)
-    unet = build_unet(cfg, 16, 1, len(data.class_names) if cfg.class_conditional else None)
-    return Trainer(cfg, accelerator, unet, build_noise_scheduler(cfg), data, 16, 1)
 
 
 def test_one_optimizer_step_changes_the_weights(blobs, tmp_path):
@@ -136,7 +106,7 @@ def test_ema_state_survives_a_checkpoint(blobs, tmp_path):
     shadow = [p.clone() for p in trainer.ema.shadow_params]
     online = [p.detach().clone() for p in trainer.unet.parameters()]
     assert any(not torch.equal(s, o) for s, o in zip(shadow, online))  # EMA lags the online weights
-    AcceleratorState._reset_state(True)
+    reset_accelerate_state()
     restored = make_trainer(blobs, tmp_path, "--max_train_steps", "3", "--resume_from_checkpoint", "latest")
     restored.start()
     assert restored.ema.optimization_step == 3 and restored.progress.global_step == 3
@@ -175,7 +145,7 @@ def test_data_too_large_for_memory_is_decoded_per_batch(blobs, tmp_path):
     from training.data import DecodedImages, TensorImages
 
     in_memory = make_trainer(blobs, tmp_path / "a")
-    AcceleratorState._reset_state(True)
+    reset_accelerate_state()
     streamed = make_trainer(blobs, tmp_path / "b", "--max_in_memory_gb", "0")
     assert isinstance(in_memory.loader.dataset, TensorImages)
     assert isinstance(streamed.loader.dataset, DecodedImages)

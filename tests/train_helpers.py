@@ -1,4 +1,4 @@
-"""Tiny seeded datasets and configs shared by the training tests."""
+"""Tiny seeded datasets, configs and trainers shared by the training tests."""
 
 from __future__ import annotations
 
@@ -7,6 +7,13 @@ from pathlib import Path
 import datasets
 import numpy as np
 import PIL.Image
+import torch
+from accelerate.test_utils.testing import AccelerateTestCase
+
+from data_prep.resolve import resolve_dataset
+from training.config import parse_config
+from training.loop import Trainer, make_accelerator
+from training.model import build_noise_scheduler, build_unet
 
 # A 2-level UNet with 8/16 channels on 16 px images: a few thousand parameters, milliseconds a step.
 TINY_MODEL_ARGS = ["--block_out_channels", "8", "16", "--layers_per_block", "1", "--norm_num_groups", "4",
@@ -61,3 +68,22 @@ def make_image_folder(folder: Path, per_class: int = 10, size: int = 16) -> Path
         target.mkdir(parents=True, exist_ok=True)
         image.save(target / f"{index}.png")
     return folder
+
+
+def reset_accelerate_state() -> None:
+    """Forget this process's Accelerator, so that the next one is built afresh, as in a new launch.
+
+    This is accelerate's own reset for tests: `AccelerateTestCase.tearDown` (accelerate.test_utils) resets
+    the `AcceleratorState` and `GradientState` singletons after every test; it is called here from pytest.
+    """
+    AccelerateTestCase("tearDown").tearDown()
+
+
+def make_trainer(dataset: str, output_dir: Path, *extra: str) -> Trainer:
+    """A `Trainer` on `dataset` with FAST_ARGS and `extra`, built as train_ddpm.py builds it (16 px, one channel)."""
+    cfg = parse_config(["--dataset", dataset, "--output_dir", str(output_dir), *FAST_ARGS, *extra])
+    accelerator = make_accelerator(cfg, cfg.mixed_precision)
+    data = resolve_dataset(cfg.dataset)
+    torch.manual_seed(cfg.seed)
+    unet = build_unet(cfg, 16, 1, len(data.class_names) if cfg.class_conditional else None)
+    return Trainer(cfg, accelerator, unet, build_noise_scheduler(cfg), data, 16, 1)
