@@ -212,3 +212,31 @@ def test_classifier_trains_from_a_hub_dataset_id(hub, shapes_dataset, tmp_path):
     result = last_json(run_client(hub, TRAIN_FROM_HUB, str(shapes_dataset), str(tmp_path / "clf"), home=tmp_path))
     assert result == {"dataset": "tester/shapes", "class_names": list(SHAPES), "num_train": 120, "num_test": 30}
     assert any(path.endswith(".parquet") for path in hub.files("tester/shapes", repo_type="dataset"))
+
+
+SCORE_AGAINST_HUB = """
+import json, sys
+import datasets
+from diffusers import DDPMScheduler
+from data_prep import push_dataset
+from evaluation.__main__ import main as evaluate
+from evaluation.train_classifier import main as train_classifier
+from pipelines import save_pipeline
+from tests.evaluation_helpers import SHAPES
+from tests.pipeline_helpers import tiny_unet
+folder, root = sys.argv[1:]
+push_dataset(datasets.load_from_disk(folder), "tester/shapes-to-score")
+data = ["--dataset", "tester/shapes-to-score"]
+assert train_classifier([*data, "--output_dir", f"{root}/clf", "--num_epochs", "1", "--embedding_size", "8",
+                         "--hidden_sizes", "8", "--depths", "1"]) == 0
+save_pipeline(f"{root}/model", tiny_unet(len(SHAPES) + 1), DDPMScheduler(num_train_timesteps=50), class_names=list(SHAPES))
+assert evaluate([f"{root}/model", *data, "--classifier", f"{root}/clf", "--output_dir", f"{root}/eval",
+                 "--num_samples", "6", "--batch_size", "6", "--num_inference_steps", "2", "--kid_subset_size", "3"]) == 0
+metrics = json.load(open(f"{root}/eval/metrics.json"))
+print(json.dumps({key: metrics[key] for key in ("dataset", "class_conditional", "num_test_images")}))
+"""
+
+
+def test_evaluation_scores_a_model_against_a_hub_dataset_id(hub, shapes_dataset, tmp_path):
+    result = last_json(run_client(hub, SCORE_AGAINST_HUB, str(shapes_dataset), str(tmp_path), home=tmp_path))
+    assert result == {"dataset": "tester/shapes-to-score", "class_conditional": True, "num_test_images": 30}
