@@ -8,6 +8,7 @@ The work happens in `training/`: config, data, model, losses, loop, checkpointin
 
 from __future__ import annotations
 
+import os
 import sys
 
 import torch
@@ -16,7 +17,7 @@ from accelerate.utils import set_seed
 from data_prep.resolve import DataError, resolve_dataset
 from training.config import ConfigError, TrainConfig, parse_config
 from training.data import image_channels, native_resolution
-from training.faults import TrainingFault
+from training.faults import Interrupted, TrainingFault
 from training.loop import Trainer, make_accelerator, make_state
 from training.model import build_noise_scheduler, build_unet, count_parameters
 from training.precision import resolve_mixed_precision
@@ -77,6 +78,10 @@ def cli() -> None:
     except (ConfigError, DataError) as err:
         print(f"train_ddpm.py: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except Interrupted as err:  # a checkpoint was written: not an error, but the run did not finish
+        if os.environ.get("LOCAL_RANK", "0") == "0":  # once per machine, not once per process
+            print(f"train_ddpm.py: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
     except TrainingFault as err:
         print(f"train_ddpm.py: error: {err}", file=sys.stderr)
         sys.exit(1)

@@ -1,7 +1,9 @@
 """Faults met while training: a diverged run stops with one line and leaves nothing non-finite behind."""
 
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -9,7 +11,8 @@ from safetensors.torch import load_file
 
 from tests.conftest import REPO_ROOT
 from tests.train_helpers import FAST_ARGS
-from training.faults import TrainingDiverged, check_step, check_weights
+from training import faults
+from training.faults import StopSignals, TrainingDiverged, check_step, check_weights
 
 
 def train(blobs, output_dir, *extra):
@@ -141,3 +144,88 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_previous_chec
 
     resumed = train(blobs, run, "--max_train_steps", "4", "--resume_from_checkpoint", "latest")
     assert resumed.returncode == 0 and "checkpoint-2 at step 2." in resumed.stdout, resumed.stderr[-2000:]
+
+
+def start(command, log_path, *, new_session=True):
+    """Start `command` with its output in `log_path`; returns the process."""
+    log = open(log_path, "w", encoding="utf-8")
+    return subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=new_session)
+
+
+def wait_for_training(log_path, process, timeout=120):
+    """Block until the run's progress bar shows optimizer steps (its signal handlers are in place by then)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log_path.read_text(encoding="utf-8", errors="replace")
+        if "train:" in text and "it/s" in text:
+            return
+        assert process.poll() is None, text[-2000:]
+        time.sleep(0.2)
+    raise AssertionError(f"no training steps within {timeout} s")
+
+
+LONG_RUN = ["--max_train_steps", "20000", "--checkpointing_steps", "100000"]
+
+
+def test_sigterm_writes_a_checkpoint_and_says_how_to_resume(blobs, tmp_path):
+    run, log = tmp_path / "run", tmp_path / "log.txt"
+    process = start([sys.executable, str(REPO_ROOT / "train_ddpm.py"), "--dataset", blobs, "--output_dir", str(run),
+                     *FAST_ARGS, *LONG_RUN], log)
+    wait_for_training(log, process)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 128 + signal.SIGTERM
+    text = log.read_text(encoding="utf-8")
+    checkpoints = list(run.glob("checkpoint-*"))
+    assert len(checkpoints) == 1 and "Traceback" not in text
+    assert f"stopped by SIGTERM at step {checkpoints[0].name.split('-')[1]}; the state is saved in {checkpoints[0]}" in text
+    assert "--resume_from_checkpoint latest" in text and not (run / "model_index.json").exists()
+
+
+def test_a_second_signal_exits_at_once_and_the_launchers_death_never_counts_as_one(monkeypatch):
+    exits = []
+    monkeypatch.setattr(faults.os, "_exit", lambda code: exits.append(code))
+    stop = StopSignals()
+    stop._handle(signal.SIGUSR2, None)  # the one-process launcher died (PR_SET_PDEATHSIG)
+    assert stop.requested == "SIGTERM (to the launcher)" and stop.signal_number == signal.SIGTERM and not exits
+    stop._handle(signal.SIGINT, None)  # then Ctrl-C: the first signal from a user, still a request to stop
+    assert not exits
+    stop._handle(signal.SIGUSR2, None)
+    assert not exits
+    stop._handle(signal.SIGTERM, None)  # a second one from a user: out at once
+    assert exits == [128 + signal.SIGTERM]
+
+
+def launch_command(blobs, output_dir, *extra):
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO_ROOT / "accelerate_config.yaml"),
+            str(REPO_ROOT / "train_ddpm.py"), "--dataset", blobs, "--output_dir", str(output_dir), *FAST_ARGS, *extra]
+
+
+@pytest.mark.slow
+def test_sigterm_to_accelerate_launch_then_resume_ends_with_the_uninterrupted_weights(blobs, tmp_path):
+    steps = ["--max_train_steps", "400", "--checkpointing_steps", "100000", "--save_images_steps", "100000"]
+    straight = subprocess.run(launch_command(blobs, tmp_path / "straight", *steps), cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=600)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+
+    run, log = tmp_path / "run", tmp_path / "log.txt"
+    launcher = start(launch_command(blobs, run, *steps), log)
+    wait_for_training(log, launcher)
+    launcher.send_signal(signal.SIGTERM)  # to the launcher only, as `kill -TERM PID` does
+    launcher.wait(timeout=120)
+    deadline = time.monotonic() + 120  # the training process, told by Linux that its parent died, checkpoints
+    while "stopped by SIGTERM" not in log.read_text(encoding="utf-8") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    text = log.read_text(encoding="utf-8")
+    assert "stopped by SIGTERM (to the launcher) at step" in text, text[-2000:]
+    stopped_at = int(text.split("(to the launcher) at step ")[1].split(";")[0])
+    assert 0 < stopped_at < 400 and (run / f"checkpoint-{stopped_at}").is_dir()
+
+    resumed = subprocess.run(launch_command(blobs, run, *steps, "--resume_from_checkpoint", "latest"),
+                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    final = load_file(str(next((run / "unet").glob("*.safetensors"))))
+    expected = load_file(str(next((tmp_path / "straight" / "unet").glob("*.safetensors"))))
+    assert final.keys() == expected.keys()
+    for name, tensor in expected.items():
+        torch.testing.assert_close(final[name], tensor, rtol=0, atol=1e-6, msg=name)

@@ -4,6 +4,10 @@ gradients or weights), before anything non-finite is applied or saved, and a sav
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
+import sys
 from collections.abc import Iterable
 
 import torch
@@ -72,3 +76,70 @@ def check_weights(parameters: Iterable[torch.Tensor], *, step: int, learning_rat
     if bad:
         raise TrainingDiverged(diverged_message(step, f"{bad} weight tensor(s) are not finite", learning_rate,
                                                 mixed_precision, "They were not saved"))
+
+
+class Interrupted(TrainingFault):
+    """SIGTERM or SIGINT stopped the run after a checkpoint was written; the message says how to resume."""
+
+    def __init__(self, message: str, signal_number: int):
+        super().__init__(message)
+        self.exit_code = 128 + signal_number  # the shell's convention for "ended by this signal"
+
+
+class StopSignals:
+    """Turns SIGTERM and SIGINT (Ctrl-C) into a request to stop at the next optimizer step; a second one exits.
+
+    Preemption (spot instances, Slurm, notebook hosts) sends SIGTERM and waits a little before killing; the
+    training loop checks `requested` after each optimizer step, writes a checkpoint and stops. A second signal
+    ends the process at once, for a user who does not want to wait for the checkpoint.
+
+    Under `accelerate launch` with one process the launcher does not pass signals on to the training process,
+    so a SIGTERM sent to it would leave the training running, orphaned. There the training process asks Linux to
+    send it SIGUSR2 when its parent dies (`prctl(PR_SET_PDEATHSIG)`), which counts as the same request and never
+    as a second signal (Ctrl-C reaches both, and the launcher dies of it). torchrun, used for several processes,
+    passes SIGTERM on itself. The `prctl` call is written by hand: no maintained library wraps it.
+    """
+
+    def __init__(self):
+        self.requested: str | None = None  # the name of the first signal received
+        self.signal_number = int(signal.SIGTERM)  # its number, for the exit code
+        self._user_signals = 0
+        self._previous: dict[int, object] = {}
+
+    def install(self) -> None:
+        """Handle the signals from now on (call in the main thread)."""
+        for signal_number in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2):
+            self._previous[signal_number] = signal.signal(signal_number, self._handle)
+        if os.environ.get("ACCELERATE_USE_CPU") is not None and "TORCHELASTIC_RUN_ID" not in os.environ:
+            _die_with_parent(signal.SIGUSR2)  # accelerate's one-process launcher is our parent
+
+    def uninstall(self) -> None:
+        """Put the previous handlers back."""
+        for signal_number, handler in self._previous.items():
+            signal.signal(signal_number, handler)
+        self._previous.clear()
+
+    def _handle(self, signal_number: int, frame) -> None:
+        if signal_number == signal.SIGUSR2:  # the launcher died: a request to stop, never "the second signal"
+            name, number = "SIGTERM (to the launcher)", signal.SIGTERM
+        else:
+            if self._user_signals:
+                os._exit(128 + signal_number)  # the second signal: stop now, without a checkpoint
+            self._user_signals += 1
+            name, number = signal.Signals(signal_number).name, signal_number
+        if self.requested is None:
+            self.requested, self.signal_number = name, int(number)
+            if os.environ.get("LOCAL_RANK", "0") == "0":  # once per machine, not once per process
+                print(f"\n{name} received: stopping after this step with a checkpoint (send it again to stop at once).",
+                      file=sys.stderr, flush=True)
+
+
+def _die_with_parent(signal_number: int) -> None:
+    """Ask Linux to send `signal_number` to this process when its parent exits (no-op elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal_number), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # no libc prctl (e.g. a static or exotic runtime): keep the default
+        return

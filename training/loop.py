@@ -24,7 +24,7 @@ from training.checkpointing import (TrainingProgress, remove_partial_checkpoints
 from training.config import ConfigError, TrainConfig
 from training.data import (EpochBatchSampler, TensorImages, DecodedImages, cached_images, make_loader, random_hflip,
                            to_model_range)
-from training.faults import SaveFailed, check_step, check_weights, save_failed_message
+from training.faults import Interrupted, SaveFailed, StopSignals, check_step, check_weights, save_failed_message
 from training.losses import diffusion_loss, training_target
 from training.model import learning_rate
 from training.schedule import build_lr_scheduler
@@ -188,7 +188,19 @@ class Trainer:
             self.budget_used = self.progress.training_time_s / (60 * cfg.max_train_minutes)
 
     def train(self) -> None:
-        """Optimise from `progress.global_step` to `max_train_steps`."""
+        """Optimise from `progress.global_step` to `max_train_steps`; SIGTERM or SIGINT stop it with a checkpoint.
+
+        Raises:
+            `Interrupted`: a signal stopped the run, after a checkpoint of the last step was written.
+        """
+        signals = StopSignals()
+        signals.install()
+        try:
+            self._train(signals)
+        finally:
+            signals.uninstall()
+
+    def _train(self, signals: StopSignals) -> None:
         cfg, accelerator, progress = self.cfg, self.accelerator, self.progress
         accum = cfg.gradient_accumulation_steps
         images_per_micro_batch = cfg.train_batch_size * accelerator.num_processes
@@ -237,9 +249,35 @@ class Trainer:
                                           f"reached after {progress.training_time_s / 60:.1f} minutes.")
                         self.max_train_steps, self.timed_out = step, True
                 self._periodic(step)
+                if self._stop_requested(signals, step):
+                    progress.training_time_s += time.perf_counter() - window_start
+                    bar.close()
+                    self._stop_on_signal(signals, step)
                 if step >= self.max_train_steps:
                     break
         bar.close()
+
+    def _stop_requested(self, signals: StopSignals, step: int) -> bool:
+        """Whether any process received a stop signal: checked after every step with one process, and at the
+        logging steps (one small collective) with several, so that all of them stop at the same step."""
+        local = signals.requested is not None
+        if self.accelerator.num_processes == 1:
+            return local
+        if step % LOG_EVERY:
+            return False
+        flags = self.accelerator.gather(torch.tensor([1.0 if local else 0.0], device=self.accelerator.device))
+        return bool(flags.max().item() > 0)
+
+    def _stop_on_signal(self, signals: StopSignals, step: int) -> None:
+        """Write a checkpoint of this step (unless `_periodic` just did) and stop with how to resume."""
+        checkpoint = self.output_dir / f"checkpoint-{step}"
+        if not (step % self.cfg.checkpointing_steps == 0 or self.timed_out):  # the same test as `_periodic`'s
+            check_weights(self.unet.parameters(), step=step, **self._fault_context())
+            checkpoint = save_checkpoint(self.accelerator, self.output_dir, step, self.cfg.checkpoints_total_limit)
+        self.accelerator.end_training()
+        raise Interrupted(f"stopped by {signals.requested or 'a signal'} at step {step}; the state is saved in "
+                          f"{checkpoint}. Run the same command with --resume_from_checkpoint latest to go on.",
+                          signals.signal_number)
 
     def _sync_budget(self) -> None:
         """Set `budget_used` to the largest share of `--max_train_minutes` used by any process, so that all
