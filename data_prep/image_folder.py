@@ -12,6 +12,7 @@ import csv
 import io
 import logging
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -25,6 +26,11 @@ from .sources import Source, file_provenance
 
 logger = logging.getLogger(__name__)
 
+# Bounds on what one image may take, so that a hostile file cannot exhaust memory: bytes of one zip member,
+# its expansion over its compressed size, and pixels of one decoded image (a 4096 x 4096 scan).
+MAX_MEMBER_BYTES = 64 * 2**20
+MAX_COMPRESSION_RATIO = 200
+MAX_IMAGE_PIXELS = 4096 * 4096
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 LAYOUTS = ("auto", "per_sample", "classes", "csv")
 LABELS_CSV = "labels.csv"
@@ -44,13 +50,38 @@ def _folder_tree(path: Path) -> _Tree:
     return _Tree(str(path), files, lambda rel: (path / rel).read_bytes())
 
 
+def _check_member(path: Path, info: zipfile.ZipInfo) -> None:
+    """Refuse a zip member whose name leaves the archive or whose size would exhaust memory."""
+    name = PurePosixPath(info.filename)
+    if name.is_absolute() or ".." in name.parts or "\\" in info.filename or ":" in name.parts[0]:
+        raise DataPrepError(f"{path}: member {info.filename!r} has an unsafe name (absolute or with '..'); "
+                            "rebuild the zip with relative names")
+    if info.file_size > MAX_MEMBER_BYTES:
+        raise DataPrepError(f"{path}: member {info.filename} declares {info.file_size:,} bytes, more than the "
+                            f"{MAX_MEMBER_BYTES:,} an image may have; remove it from the zip")
+    if info.file_size > 1_000_000 and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
+        raise DataPrepError(f"{path}: member {info.filename} would expand {info.file_size // max(info.compress_size, 1):,}"
+                            f" times (a zip bomb?); remove it from the zip")
+
+
 def _zip_tree(path: Path) -> _Tree:
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as error:
+        infos = [info for info in archive.infolist() if not info.is_dir()]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as error:
         raise DataPrepError(f"{path}: not a readable zip file ({error})") from None
-    names = sorted(n for n in archive.namelist() if not n.endswith("/"))
-    return _Tree(str(path), [PurePosixPath(n) for n in names], lambda rel: archive.read(str(rel)))
+    for info in infos:
+        _check_member(path, info)
+
+    def read(rel: PurePosixPath) -> bytes:
+        # A damaged member fails here (bad CRC, bad header, truncated deflate data); as an OSError it is an
+        # unreadable image for the reader (or an unreadable labels.csv), which says so in one line.
+        try:
+            return archive.read(str(rel))
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError) as error:
+            raise OSError(f"damaged zip member: {error}") from None
+
+    return _Tree(str(path), sorted(PurePosixPath(info.filename) for info in infos), read)
 
 
 def _visible(rel: PurePosixPath) -> bool:
@@ -85,7 +116,10 @@ def _detect_layout(root: str, images: list[PurePosixPath], numeric_labels: str) 
 
 def _csv_labels(text: str, csv_path: PurePosixPath, shown: str) -> dict[PurePosixPath, str]:
     """Parse a labels.csv (`file,label` rows, optional header); paths are relative to the CSV's folder."""
-    rows = [row for row in csv.reader(io.StringIO(text)) if row]
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text)) if row]
+    except csv.Error as error:  # e.g. a NUL byte in a damaged file
+        raise DataPrepError(f"{shown}: not a readable CSV table ({error}); it should list 'file,label' rows") from None
     if rows and rows[0][-1].strip().lower() == "label":
         rows = rows[1:]
     labels = {}
@@ -109,7 +143,11 @@ def _raw_labels(
             raise DataPrepError(f"{path}: --layout csv needs a {LABELS_CSV} file")
         raw_labels = {}
         for csv_file in csv_files:
-            text = tree.open(prefix / csv_file).decode("utf-8-sig")
+            try:
+                text = tree.open(prefix / csv_file).decode("utf-8-sig")
+            except (OSError, UnicodeDecodeError) as error:
+                raise DataPrepError(f"{path}: cannot read {prefix / csv_file} ({error}); it should be a UTF-8 "
+                                    "'file,label' table") from None
             raw_labels.update(_csv_labels(text, csv_file, f"{path}/{prefix / csv_file}"))
         on_disk = set(images)
         missing = [f for f in raw_labels if f not in on_disk]
@@ -151,9 +189,12 @@ def _image_reader(
             f = images[i]
             try:
                 with Image.open(io.BytesIO(tree.open(prefix / f))) as image:
+                    if image.width * image.height > MAX_IMAGE_PIXELS:  # checked from the header, before decoding
+                        raise ValueError(f"{image.width} x {image.height} pixels, more than {MAX_IMAGE_PIXELS:,}")
                     image.load()
                     ink = to_white_on_black(image)
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+                    EOFError, zlib.error) as error:
                 if not skip_bad_images:
                     raise DataPrepError(
                         f"{path}: unreadable image {prefix / f} ({error}); fix or remove it, or pass --skip_bad_images"
