@@ -229,3 +229,20 @@ def test_sigterm_to_accelerate_launch_then_resume_ends_with_the_uninterrupted_we
     assert final.keys() == expected.keys()
     for name, tensor in expected.items():
         torch.testing.assert_close(final[name], tensor, rtol=0, atol=1e-6, msg=name)
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_two_process_launch_stops_both_at_one_step_with_a_checkpoint(blobs, tmp_path):
+    run, log = tmp_path / "run", tmp_path / "log.txt"
+    command = launch_command(blobs, run, *LONG_RUN)
+    command[command.index("--config_file") + 2:command.index("--config_file") + 2] = ["--multi_gpu", "--num_processes", "2"]
+    launcher = start(command, log)
+    wait_for_training(log, launcher)
+    launcher.send_signal(signal.SIGTERM)  # torchrun passes it on to both training processes
+    launcher.wait(timeout=120)
+    text = log.read_text(encoding="utf-8")
+    assert text.count("train_ddpm.py: stopped by SIGTERM at step") == 1, text[-3000:]  # one line, not one per process
+    stopped_at = int(text.split("stopped by SIGTERM at step ")[1].split(";")[0])
+    assert [p.name for p in run.glob("checkpoint-*")] == [f"checkpoint-{stopped_at}"]
+    assert sorted(p.name for p in (run / f"checkpoint-{stopped_at}").glob("random_states_*.pkl")) == [
+        "random_states_0.pkl", "random_states_1.pkl"]  # both processes wrote their part
