@@ -1,4 +1,4 @@
-"""A web demo: pick a character, press Generate, watch a trained glyph DDPM draw it.
+"""A web demo: pick a character, press Generate, watch a trained character DDPM draw it.
 
     python app.py --model runs/glyphs          # a folder saved by train_ddpm.py, or a Hub model id
 
@@ -292,7 +292,7 @@ def parse_args(argv: list[str] | None = None) -> AppArguments:
     parser = HfArgumentParser(
         AppArguments,
         prog="python app.py",
-        description="Serve a web page that draws characters with a trained glyph DDPM.",
+        description="Serve a web page that draws characters with a trained character DDPM.",
         formatter_class=argparse.HelpFormatter,  # the help texts say the defaults, which depend on the environment
     )
     (args,) = parser.parse_args_into_dataclasses(args=argv)

@@ -1,4 +1,4 @@
-"""Generate characters with a saved glyph DDPM: a grid PNG and, optionally, a GIF of the denoising.
+"""Generate characters with a saved character DDPM: a grid PNG and, optionally, a GIF of the denoising.
 
     python -m pipelines.generate MODEL --num_images 64 --class_name ب --output grid.png --gif trajectory.gif
 """
@@ -53,7 +53,7 @@ def build_parser() -> HfArgumentParser:
     parser = OneLineErrorParser(
         GenerateArguments,
         prog="python -m pipelines.generate",
-        description="Draw characters with a trained glyph DDPM and save them as one grid image.",
+        description="Draw characters with a trained character DDPM and save them as one grid image.",
     )
     parser.add_argument("model", help="a folder saved by train_ddpm.py, or a Hub model id")
     return parser

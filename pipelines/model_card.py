@@ -78,7 +78,7 @@ def model_card_text(
     about = KNOWN_DATASETS.get(dataset, {}).get("about", f"`{dataset}`")
     kind = "class-conditional" if class_names else "unconditional"
     lines = [
-        "# Glyph DDPM",
+        "# DDPM of handwritten characters",
         "",
         f"A {kind} denoising diffusion model (DDPM, Ho et al. 2020, arXiv:2006.11239) that draws "
         f"{unet.sample_size}x{unet.sample_size} characters, trained on {about} with the "
