@@ -17,7 +17,7 @@ from data_prep import DataPrepError
 from tests.data_writers import (glyph_png, random_glyphs, write_hoda_cdb5, write_hoda_digits_cdb, write_image_folder,
                                 write_mnist_pair, zip_folder)
 
-DEFAULT_CASES, SLOW_CASES = 160, 2000
+DEFAULT_CASES, SLOW_CASES = 300, 2000
 SECONDS_PER_CASE = 30  # a hang fails the test instead of stalling the suite
 
 
