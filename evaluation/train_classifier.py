@@ -101,6 +101,50 @@ def load_tensors(config: ClassifierTrainingConfig) -> tuple[list[str], int, tupl
     return data.class_names, image_size, split_to_tensors(train, *columns, image_size), test
 
 
+def fit_classifier(names: list[str], images: torch.Tensor, labels: torch.Tensor,
+                   config: ClassifierTrainingConfig, progress: bool = True):
+    """Trains the domain-classifier recipe on images (N, 1, S, S) in [0, 1] with labels (N,).
+
+    AdamW under a one-cycle schedule, each batch with a light random affine jitter (no flips).
+
+    Returns:
+        `tuple`: the `ResNetForImageClassification` (in eval mode) and the training time in seconds.
+    """
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    model = build_classifier(names, config.image_size, config.embedding_size, config.hidden_sizes, config.depths)
+    steps_per_epoch = max(1, len(images) // config.batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.learning_rate, total_steps=config.num_epochs * steps_per_epoch
+    )
+    start = time.perf_counter()
+    model.train()
+    bar = tqdm(total=config.num_epochs * steps_per_epoch, desc="training classifier", unit="step", disable=not progress)
+    for _ in range(config.num_epochs):
+        order = torch.randperm(len(images), generator=generator)
+        for step in range(steps_per_epoch):
+            batch = order[step * config.batch_size : (step + 1) * config.batch_size]
+            pixel_values = random_affine(images[batch], config, generator) * 2 - 1  # [0, 1] -> [-1, 1]
+            loss = model(pixel_values=pixel_values, labels=labels[batch]).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            schedule.step()
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()
+    return model.eval(), time.perf_counter() - start
+
+
+def score_classifier(model, images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict:
+    """The `class_accuracy` metric of a classifier on labelled images: accuracy, per class, confusion."""
+    _, logits = DomainFeatureExtractor(model)(images)  # (N, K)
+    return load_metric("class_accuracy").compute(
+        predictions=logits.argmax(dim=1), references=labels, num_classes=num_classes
+    )
+
+
 def train_classifier(config: ClassifierTrainingConfig) -> dict:
     """Trains, tests and saves a domain classifier as `config` says.
 
@@ -119,38 +163,8 @@ def train_classifier(config: ClassifierTrainingConfig) -> dict:
         raise EvaluationError(f"--output_dir {output_dir} already exists; pass --overwrite to replace it")
     names, image_size, (train_images, train_labels), (test_images, test_labels) = load_tensors(config)
     config = ClassifierTrainingConfig(**{**asdict(config), "image_size": image_size})
-
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    model = build_classifier(names, image_size, config.embedding_size, config.hidden_sizes, config.depths)
-    steps_per_epoch = max(1, len(train_images) // config.batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.learning_rate, total_steps=config.num_epochs * steps_per_epoch
-    )
-
-    start = time.perf_counter()
-    model.train()
-    progress = tqdm(total=config.num_epochs * steps_per_epoch, desc="training classifier", unit="step")
-    for _ in range(config.num_epochs):
-        order = torch.randperm(len(train_images), generator=generator)
-        for step in range(steps_per_epoch):
-            batch = order[step * config.batch_size : (step + 1) * config.batch_size]
-            pixel_values = random_affine(train_images[batch], config, generator) * 2 - 1  # [0, 1] -> [-1, 1]
-            loss = model(pixel_values=pixel_values, labels=train_labels[batch]).loss
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            schedule.step()
-            progress.update()
-            progress.set_postfix(loss=f"{loss.item():.3f}")
-    progress.close()
-    training_time = time.perf_counter() - start
-
-    _, logits = DomainFeatureExtractor(model)(test_images)  # (N_test, K)
-    scores = load_metric("class_accuracy").compute(
-        predictions=logits.argmax(dim=1), references=test_labels, num_classes=len(names)
-    )
+    model, training_time = fit_classifier(names, train_images, train_labels, config)
+    scores = score_classifier(model, test_images, test_labels, len(names))
     results = {
         "dataset": config.dataset,
         "class_names": names,
