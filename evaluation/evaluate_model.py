@@ -10,6 +10,7 @@ from data_prep.resolve import NAMED_DATASETS
 from evaluation.classifier import load_feature_extractor
 from evaluation.data import resolve_labelled
 from evaluation.errors import EvaluationError
+from evaluation.memorisation import memorisation_check
 from evaluation.metrics import load_metric
 from evaluation.output import write_folder
 from evaluation.report import write_report
@@ -140,6 +141,18 @@ def per_class_rows(names, test_labels, test_predictions, sample_predictions, cla
     return rows
 
 
+def add_class_accuracy(samples: dict, floor: dict, sample_logits, requested, test_logits, test_labels,
+                       num_classes: int) -> dict:
+    """The share of samples recognised as the class requested (and of real test images as their own class);
+    returns the samples' full `class_accuracy` scores."""
+    accuracy = load_metric("class_accuracy")
+    class_scores = accuracy.compute(predictions=sample_logits.argmax(1), references=requested, num_classes=num_classes)
+    samples["class_accuracy"] = class_scores["accuracy"]
+    floor["class_accuracy"] = accuracy.compute(
+        predictions=test_logits.argmax(1), references=test_labels, num_classes=num_classes)["accuracy"]
+    return class_scores
+
+
 def load_inputs(model: str, config: EvaluationConfig):
     """The dataset, the classifier (its folder and feature extractor) and the pipeline, checked to agree.
 
@@ -208,11 +221,8 @@ def evaluate_model(model: str, config: EvaluationConfig) -> dict:
     samples["recognisable"], floor["recognisable"] = recognisable_share(sample_logits), recognisable_share(floor_logits)
     class_scores = None
     if conditional:  # the requested class recognised, and for real test images their own class
-        accuracy = load_metric("class_accuracy")
-        class_scores = accuracy.compute(predictions=sample_logits.argmax(1), references=requested, num_classes=len(names))
-        samples["class_accuracy"] = class_scores["accuracy"]
-        floor["class_accuracy"] = accuracy.compute(
-            predictions=test_logits.argmax(1), references=test_labels, num_classes=len(names))["accuracy"]
+        class_scores = add_class_accuracy(samples, floor, sample_logits, requested, test_logits, test_labels, len(names))
+    train_features = split_features(extractor, data.splits["train"], *columns)[0]
     per_class = per_class_rows(names, test_labels, test_logits.argmax(1), sample_logits.argmax(1), class_scores)
     metrics = {
         **{key: value for key, value in asdict(config).items() if key not in ("output_dir", "overwrite")},
@@ -227,6 +237,8 @@ def evaluate_model(model: str, config: EvaluationConfig) -> dict:
         "samples": samples,
         "real_data_floor": floor,
         "per_class": per_class,
+        # near-copies of training images, in the classifier's features (evaluation/memorisation.py)
+        "memorisation": memorisation_check(sample_features, train_features, test_features),
     }
     # The first images; for a class-conditional model one column per class (requests cycle through them).
     columns = len(names) if conditional else 10

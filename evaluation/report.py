@@ -34,6 +34,10 @@ def summary_table(metrics: dict) -> str:
         scale = 1000.0 if key == "kernel_distance" else 1.0
         sample, floor = (fmt.format(metrics[side][key] * scale) for side in ("samples", "real_data_floor"))
         lines.append(f"| {label} | {sample} | {floor} |")
+    check = metrics.get("memorisation")
+    if check is not None:  # real test images are the floor: by construction `quantile` of them fall below it
+        lines.append(f"| near-copies of training images (nearer than {check['quantile']:.0%} of real test images) "
+                     f"| {check['flagged_share']:.2%} | {check['test_share']:.2%} |")
     return "\n".join(lines)
 
 

@@ -52,6 +52,8 @@ def test_unconditional_model_report_has_scores_next_to_the_floor(setup, capsys):
     assert 0.0 <= metrics["samples"]["recognisable"] <= 1.0
     assert metrics["class_conditional"] is False and metrics["num_samples"] == 12
     assert metrics["num_test_images"] == 30 and metrics["num_floor_images"] == 12
+    check = metrics["memorisation"]  # noise is no copy of a training image
+    assert check["quantile"] == 0.01 and 0.0 <= check["flagged_share"] <= 1.0 and check["copies"] is False
     # Two-step samples of an untrained UNet are noise: much farther from the test set than real train images.
     assert metrics["samples"]["frechet_distance"] > 2 * metrics["real_data_floor"]["frechet_distance"]
     out = setup[0] / "out-uncond"
