@@ -246,3 +246,20 @@ def test_sigterm_to_a_two_process_launch_stops_both_at_one_step_with_a_checkpoin
     assert [p.name for p in run.glob("checkpoint-*")] == [f"checkpoint-{stopped_at}"]
     assert sorted(p.name for p in (run / f"checkpoint-{stopped_at}").glob("random_states_*.pkl")) == [
         "random_states_0.pkl", "random_states_1.pkl"]  # both processes wrote their part
+
+
+def test_stop_signals_outside_the_main_thread_leave_the_handlers_alone():
+    import threading
+
+    before, errors = signal.getsignal(signal.SIGTERM), []
+
+    def install():
+        try:
+            StopSignals().install()
+        except Exception as error:  # signal.signal outside the main thread raises ValueError
+            errors.append(error)
+
+    worker = threading.Thread(target=install)  # as in a notebook's worker thread
+    worker.start()
+    worker.join()
+    assert not errors and signal.getsignal(signal.SIGTERM) is before

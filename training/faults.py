@@ -8,6 +8,7 @@ import ctypes
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterable
 
 import torch
@@ -107,7 +108,9 @@ class StopSignals:
         self._previous: dict[int, object] = {}
 
     def install(self) -> None:
-        """Handle the signals from now on (call in the main thread)."""
+        """Handle the signals from now on; outside the main thread (where Python allows no handlers) do nothing."""
+        if threading.current_thread() is not threading.main_thread():
+            return
         for signal_number in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2):
             self._previous[signal_number] = signal.signal(signal_number, self._handle)
         if os.environ.get("ACCELERATE_USE_CPU") is not None and "TORCHELASTIC_RUN_ID" not in os.environ:
