@@ -1,5 +1,6 @@
 """Faults met during training, each turned into a stop with one line: a diverged run (non-finite loss,
-gradients or weights), before anything non-finite is applied or saved, and a save that fails (a full disk).
+gradients or weights), before anything non-finite is applied or saved; a save that fails (a full disk); and
+SIGTERM or SIGINT, which stop the run after a checkpoint (docs/faults.md).
 """
 
 from __future__ import annotations
