@@ -74,8 +74,9 @@ def _zip_tree(path: Path) -> _Tree:
         _check_member(path, info)
 
     def read(rel: PurePosixPath) -> bytes:
-        # A damaged member fails here (bad CRC, bad header, truncated deflate data); as an OSError it is an
-        # unreadable image for the reader (or an unreadable labels.csv), which says so in one line.
+        # A damaged member fails here (bad CRC, bad header, truncated deflate data; NotImplementedError is
+        # zipfile's answer to a compression method it lacks, RuntimeError to an encrypted member); as an OSError
+        # it is an unreadable image for the reader (or an unreadable labels.csv), which says so in one line.
         try:
             return archive.read(str(rel))
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError) as error:

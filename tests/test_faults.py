@@ -80,12 +80,15 @@ def test_latest_falls_back_past_a_damaged_newest_checkpoint(blobs, tmp_path):
     assert (run / "model_index.json").is_file()
 
 
-def test_a_named_damaged_checkpoint_is_one_line_and_exit_2(blobs, tmp_path):
-    run = tmp_path / "run"
+def resume_from_one_damaged_checkpoint(blobs, run, resume_from):
+    """Train 2 steps with a checkpoint at step 2, truncate its weights, and resume from `resume_from`."""
     assert train(blobs, run, "--max_train_steps", "2", "--checkpointing_steps", "2").returncode == 0
     truncate(run / "checkpoint-2" / "model.safetensors")
+    return train(blobs, run, "--max_train_steps", "4", "--resume_from_checkpoint", resume_from)
 
-    result = train(blobs, run, "--max_train_steps", "4", "--resume_from_checkpoint", "checkpoint-2")
+
+def test_a_named_damaged_checkpoint_is_one_line_and_exit_2(blobs, tmp_path):
+    result = resume_from_one_damaged_checkpoint(blobs, tmp_path / "run", "checkpoint-2")
 
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
@@ -94,11 +97,7 @@ def test_a_named_damaged_checkpoint_is_one_line_and_exit_2(blobs, tmp_path):
 
 
 def test_latest_with_no_checkpoint_that_loads_says_so(blobs, tmp_path):
-    run = tmp_path / "run"
-    assert train(blobs, run, "--max_train_steps", "2", "--checkpointing_steps", "2").returncode == 0
-    truncate(run / "checkpoint-2" / "model.safetensors")
-
-    result = train(blobs, run, "--max_train_steps", "4", "--resume_from_checkpoint", "latest")
+    result = resume_from_one_damaged_checkpoint(blobs, tmp_path / "run", "latest")
 
     assert result.returncode == 2
     assert "none of the 1 checkpoints in" in result.stderr and "Traceback" not in result.stderr
