@@ -110,6 +110,8 @@ def test_order_depends_on_epoch_and_resumes_mid_epoch():
 def test_model_range_and_flip():
     images = torch.tensor([[[[0, 255]]]], dtype=torch.uint8)  # (1, 1, 1, 2)
     assert to_model_range(images).tolist() == [[[[-1.0, 1.0]]]]
-    flipped = random_hflip(to_model_range(images.repeat(64, 1, 1, 1)), torch.Generator().manual_seed(0))
+    uniform = torch.rand(64, generator=torch.Generator().manual_seed(0))
+    flipped = random_hflip(to_model_range(images.repeat(64, 1, 1, 1)), uniform)
+    assert torch.equal(flipped[:, 0, 0, 0] == 1.0, uniform < 0.5)  # flipped exactly where the number is below 1/2
     share = (flipped[:, 0, 0, 0] == 1.0).float().mean().item()
     assert 0.2 < share < 0.8

@@ -28,7 +28,7 @@ def unet_weights(folder):
 def test_one_optimizer_step_changes_the_weights(blobs, tmp_path):
     trainer = make_trainer(blobs, tmp_path, "--max_train_steps", "1", "--lr_warmup_steps", "0")
     before = {k: v.clone() for k, v in trainer.unet.state_dict().items()}
-    images, labels = next(iter(trainer.loader))
+    images, labels = next(iter(trainer.batches.loader))
     assert images.shape == (8, 1, 16, 16) and images.dtype == torch.uint8
     trainer.train()
     assert trainer.progress.global_step == 1
@@ -60,7 +60,7 @@ def test_checkpoints_rotate_and_are_never_partial(blobs, tmp_path):
     assert not list(tmp_path.glob(".checkpoint-*"))
     saved = sorted(p.name for p in (tmp_path / "checkpoint-6").iterdir())
     assert {"model.safetensors", "optimizer.bin", "random_states_0.pkl"} <= set(saved)
-    assert len([name for name in saved if name.startswith("custom_checkpoint_")]) == 3  # LR, progress, EMA
+    assert len([name for name in saved if name.startswith("custom_checkpoint_")]) == 4  # LR, progress, draws, EMA
 
 
 def test_resume_latest_matches_an_uninterrupted_run(blobs, tmp_path):
@@ -147,9 +147,9 @@ def test_data_too_large_for_memory_is_decoded_per_batch(blobs, tmp_path):
     in_memory = make_trainer(blobs, tmp_path / "a")
     reset_accelerate_state()
     streamed = make_trainer(blobs, tmp_path / "b", "--max_in_memory_gb", "0")
-    assert isinstance(in_memory.loader.dataset, TensorImages)
-    assert isinstance(streamed.loader.dataset, DecodedImages)
-    (a_images, a_labels), (b_images, b_labels) = next(iter(in_memory.loader)), next(iter(streamed.loader))
+    assert isinstance(in_memory.batches.loader.dataset, TensorImages)
+    assert isinstance(streamed.batches.loader.dataset, DecodedImages)
+    (a_images, a_labels), (b_images, b_labels) = next(iter(in_memory.batches.loader)), next(iter(streamed.batches.loader))
     assert torch.equal(a_images, b_images) and torch.equal(a_labels, b_labels)  # same batch, same order
 
 

@@ -164,6 +164,27 @@ class EpochBatchSampler(torch.utils.data.Sampler):
             yield batch.tolist()
 
 
+class IndexedBatches:
+    """The batches of a map-style dataset in `EpochBatchSampler`'s order, from any micro-step on, epoch after epoch.
+
+    Args:
+        loader: from `make_loader`, over `sampler`.
+        sampler: the loader's batch sampler.
+    """
+
+    def __init__(self, loader: torch.utils.data.DataLoader, sampler: EpochBatchSampler):
+        self.loader, self.sampler = loader, sampler
+
+    def from_step(self, micro_step: int):
+        """Yield (images, labels) batches without end, starting with micro-batch `micro_step` of the run."""
+        while True:
+            epoch, start = divmod(micro_step, self.sampler.batches_per_epoch)
+            self.sampler.set_position(epoch, start)
+            for batch in self.loader:
+                micro_step += 1
+                yield batch
+
+
 def _keep_batch(batch):
     return batch
 
@@ -186,7 +207,8 @@ def to_model_range(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(127.5).sub_(1.0)
 
 
-def random_hflip(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Flip each image (B, C, H, W) left-right with probability 1/2."""
-    flip = torch.rand(images.shape[0], device=images.device, generator=generator) < 0.5
+def random_hflip(images: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
+    """Flip each image (B, C, H, W) left-right with probability 1/2: where its U[0, 1) number `uniform` (B,) is
+    below 1/2."""
+    flip = uniform.to(images.device) < 0.5
     return torch.where(flip[:, None, None, None], images.flip(-1), images)

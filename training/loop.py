@@ -22,8 +22,9 @@ from sharing import push_folder
 from training.checkpointing import (TrainingProgress, remove_partial_checkpoints, restore_checkpoint,
                                     save_checkpoint)
 from training.config import ConfigError, TrainConfig
-from training.data import (EpochBatchSampler, TensorImages, DecodedImages, cached_images, make_loader, random_hflip,
-                           to_model_range)
+from training.data import (DecodedImages, EpochBatchSampler, IndexedBatches, TensorImages, cached_images, make_loader,
+                           random_hflip, to_model_range)
+from training.draws import GlobalBatchDraws
 from training.faults import Interrupted, SaveFailed, StopSignals, check_step, check_weights, save_failed_message
 from training.losses import diffusion_loss, training_target
 from training.model import learning_rate
@@ -43,6 +44,8 @@ BEST_DIR = "best"
 SNAPSHOT_DIR = "snapshots"
 # Inside each snapshot: the step and training time it was saved at.
 SNAPSHOT_PROGRESS = "progress.json"
+# Added to --seed for the generator of the training draws (training/draws.py).
+DRAWS_SEED_OFFSET = 1_000_000_007
 # Names in the trackers for history keys that are not losses.
 TRACKER_NAMES = {"fid": "eval/fid"}
 
@@ -104,8 +107,8 @@ class Trainer:
         if cfg.eval_steps is not None:
             extractor = load_eval_classifier(cfg, data.class_names, accelerator.device)  # fails before any work
 
-        self.loader, self.sampler = self._make_loader(resolution, channels)
-        micro_batches_per_epoch = self.sampler.batches_per_epoch
+        self.batches = self._make_batches(resolution, channels)
+        micro_batches_per_epoch = self.batches.sampler.batches_per_epoch
         self.max_train_steps = cfg.max_train_steps or cfg.num_epochs * math.ceil(
             micro_batches_per_epoch / cfg.gradient_accumulation_steps)
 
@@ -119,7 +122,11 @@ class Trainer:
         self.lr_scheduler = build_lr_scheduler(cfg, optimizer, self.max_train_steps, lambda: self.budget_used)
         self.unet, self.optimizer = accelerator.prepare(unet, optimizer)
         self.progress = TrainingProgress()
-        accelerator.register_for_checkpointing(self.lr_scheduler, self.progress)
+        # Noise, timesteps and label drops of the global batch, the same for any number of processes (a stream
+        # apart from the per-process global RNG that set_seed seeded).
+        self.draws = GlobalBatchDraws(cfg.seed + DRAWS_SEED_OFFSET, accelerator.device, accelerator.num_processes,
+                                      accelerator.process_index)
+        accelerator.register_for_checkpointing(self.lr_scheduler, self.progress, self.draws)
         self.ema = None
         if cfg.use_ema:
             self.ema = EMAModel(self.unet.parameters(), decay=cfg.ema_max_decay, use_ema_warmup=True,
@@ -147,7 +154,7 @@ class Trainer:
             return None
         return torch.as_tensor(split[self.data.label_column], dtype=torch.long)
 
-    def _make_loader(self, resolution: int, channels: int):
+    def _make_batches(self, resolution: int, channels: int) -> IndexedBatches:
         cfg, accelerator, split = self.cfg, self.accelerator, self.data.splits["train"]
         sampler = EpochBatchSampler(len(split), cfg.train_batch_size, cfg.seed, accelerator.num_processes,
                                     accelerator.process_index)
@@ -166,7 +173,8 @@ class Trainer:
             workers = cfg.dataloader_num_workers
         # A private generator for the loader's worker seeds keeps the global RNG (noise, timesteps) identical
         # between an uninterrupted run and a resumed one.
-        return make_loader(dataset, sampler, workers, generator=torch.Generator().manual_seed(cfg.seed)), sampler
+        return IndexedBatches(make_loader(dataset, sampler, workers, generator=torch.Generator().manual_seed(cfg.seed)),
+                              sampler)
 
     # ----- public steps -----
     def start(self) -> None:
@@ -207,54 +215,52 @@ class Trainer:
         bar = tqdm(total=self.max_train_steps, initial=progress.global_step, desc="train",
                    disable=not accelerator.is_local_main_process)
         loss_sum, steps_in_window, window_start = torch.zeros((), device=accelerator.device), 0, time.perf_counter()
-        micro_step = progress.global_step * accum
-        while progress.global_step < self.max_train_steps:
-            epoch, start = divmod(micro_step, self.sampler.batches_per_epoch)
-            self.sampler.set_position(epoch, start)
-            for images, labels in self.loader:
-                micro_step += 1
-                with accelerator.accumulate(self.unet):
-                    loss = self._loss(images, labels)
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients:
-                        grad_norm = accelerator.clip_grad_norm_(self.unet.parameters(), cfg.max_grad_norm)
-                        check_step(loss, grad_norm, step=progress.global_step + 1, **self._fault_context())
-                    self.optimizer.step()
-                    self.optimizer.zero_grad(set_to_none=True)
-                loss_sum += loss.detach() / accum
-                if not accelerator.sync_gradients:
-                    continue
-                if not accelerator.optimizer_step_was_skipped:
-                    self.lr_scheduler.step()
-                if self.ema is not None:
-                    self.ema.step(self.unet.parameters())
-                progress.global_step += 1
-                steps_in_window += 1
-                bar.update(1)
-                step = progress.global_step
-                if step % LOG_EVERY == 0 or step == self.max_train_steps:
-                    elapsed = time.perf_counter() - window_start
-                    progress.training_time_s += elapsed
-                    train_loss = accelerator.reduce(loss_sum, reduction="mean").item() / steps_in_window
-                    speed = steps_in_window * accum * images_per_micro_batch / elapsed
-                    self._record(step, train_loss=train_loss, lr=self.lr_scheduler.get_last_lr()[0])
-                    bar.set_postfix(loss=f"{train_loss:.4f}", lr=f"{self.lr_scheduler.get_last_lr()[0]:.2e}",
-                                    img_s=f"{speed:.0f}")
-                    loss_sum.zero_()
-                    steps_in_window, window_start = 0, time.perf_counter()
-                    self._sync_budget()
-                    self._save_snapshots()
-                    if self.budget_used >= 1.0:
-                        accelerator.print(f"Stopping at step {step}: --max_train_minutes {cfg.max_train_minutes} "
-                                          f"reached after {progress.training_time_s / 60:.1f} minutes.")
-                        self.max_train_steps, self.timed_out = step, True
-                self._periodic(step)
-                if self._stop_requested(signals, step):
-                    progress.training_time_s += time.perf_counter() - window_start
-                    bar.close()
-                    self._stop_on_signal(signals, step)
-                if step >= self.max_train_steps:
-                    break
+        if progress.global_step >= self.max_train_steps:
+            bar.close()
+            return
+        for images, labels in self.batches.from_step(progress.global_step * accum):
+            with accelerator.accumulate(self.unet):
+                loss = self._loss(images, labels)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    grad_norm = accelerator.clip_grad_norm_(self.unet.parameters(), cfg.max_grad_norm)
+                    check_step(loss, grad_norm, step=progress.global_step + 1, **self._fault_context())
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            loss_sum += loss.detach() / accum
+            if not accelerator.sync_gradients:
+                continue
+            if not accelerator.optimizer_step_was_skipped:
+                self.lr_scheduler.step()
+            if self.ema is not None:
+                self.ema.step(self.unet.parameters())
+            progress.global_step += 1
+            steps_in_window += 1
+            bar.update(1)
+            step = progress.global_step
+            if step % LOG_EVERY == 0 or step == self.max_train_steps:
+                elapsed = time.perf_counter() - window_start
+                progress.training_time_s += elapsed
+                train_loss = accelerator.reduce(loss_sum, reduction="mean").item() / steps_in_window
+                speed = steps_in_window * accum * images_per_micro_batch / elapsed
+                self._record(step, train_loss=train_loss, lr=self.lr_scheduler.get_last_lr()[0])
+                bar.set_postfix(loss=f"{train_loss:.4f}", lr=f"{self.lr_scheduler.get_last_lr()[0]:.2e}",
+                                img_s=f"{speed:.0f}")
+                loss_sum.zero_()
+                steps_in_window, window_start = 0, time.perf_counter()
+                self._sync_budget()
+                self._save_snapshots()
+                if self.budget_used >= 1.0:
+                    accelerator.print(f"Stopping at step {step}: --max_train_minutes {cfg.max_train_minutes} "
+                                      f"reached after {progress.training_time_s / 60:.1f} minutes.")
+                    self.max_train_steps, self.timed_out = step, True
+            self._periodic(step)
+            if self._stop_requested(signals, step):
+                progress.training_time_s += time.perf_counter() - window_start
+                bar.close()
+                self._stop_on_signal(signals, step)
+            if step >= self.max_train_steps:
+                break
         bar.close()
 
     def _stop_requested(self, signals: StopSignals, step: int) -> bool:
@@ -389,16 +395,17 @@ class Trainer:
         """The denoising loss of one micro-batch: uint8 images (B, C, H, W), labels (B,) or None."""
         cfg, scheduler = self.cfg, self.noise_scheduler
         clean = to_model_range(images.to(self.accelerator.device, non_blocking=True))  # x_0, (B, C, H, W)
+        batch_size, draws = clean.shape[0], self.draws  # numbers of the global batch, this process's slice
         if cfg.random_flip:
-            clean = random_hflip(clean)
-        noise = torch.randn_like(clean)  # eps ~ N(0, I)
-        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (clean.shape[0],), device=clean.device)
+            clean = random_hflip(clean, draws.uniform(batch_size))
+        noise = draws.normal(clean.shape)  # eps ~ N(0, I)
+        timesteps = draws.integers(scheduler.config.num_train_timesteps, batch_size)  # t ~ U{0, ..., T-1}
         noisy = scheduler.add_noise(clean, noise, timesteps)  # x_t, eq. (4) of Ho et al. 2020
         class_labels = None
         if self.null_class is not None:
             labels = labels.to(clean.device)
             # Classifier-free guidance training (Ho & Salimans 2022): drop the label to the null class.
-            drop = torch.rand(labels.shape, device=labels.device) < cfg.class_dropout
+            drop = draws.uniform(batch_size) < cfg.class_dropout
             class_labels = torch.where(drop, torch.full_like(labels, self.null_class), labels)
         with self.accelerator.autocast():
             prediction = self.unet(noisy, timesteps, class_labels=class_labels).sample
