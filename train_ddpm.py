@@ -27,7 +27,7 @@ def check_data(cfg: TrainConfig, data) -> None:
     """Start-up checks that need the dataset."""
     if cfg.class_conditional and data.class_names is None:
         raise ConfigError(f"--class_conditional needs labels, but --dataset {cfg.dataset} has no ClassLabel column.")
-    if cfg.train_batch_size > len(data.splits["train"]):
+    if not data.streaming and cfg.train_batch_size > len(data.splits["train"]):
         raise ConfigError(f"--train_batch_size {cfg.train_batch_size} is larger than the "
                           f"{len(data.splits['train'])} training images of --dataset {cfg.dataset}.")
 
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # 2. data: the named set (built on first use by the main process), a folder or a Hub id
     with state.main_process_first():
-        data = resolve_dataset(cfg.dataset, cfg.data_dir, cfg.seed)
+        data = resolve_dataset(cfg.dataset, cfg.data_dir, cfg.seed, streaming=cfg.streaming)
     check_data(cfg, data)
     train_split = data.splits["train"]
     resolution = cfg.resolution or native_resolution(train_split, data.image_column)
@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     accelerator = make_accelerator(cfg, precision)
     count = torch.get_num_threads()
     threads = f", {count} CPU thread{'s' if count > 1 else ''}" if state.device.type == "cpu" else ""
-    accelerator.print(f"{len(train_split)} training images, {channels}x{resolution}x{resolution}; "
+    count_images = "streamed" if data.streaming else str(len(train_split))
+    accelerator.print(f"{count_images} training images, {channels}x{resolution}x{resolution}; "
                       f"UNet with {count_parameters(unet) / 1e6:.2f}M parameters; precision: {reason}{threads}.")
 
     # 5. train, then save the pipeline, the loss curve and CSV

@@ -6,9 +6,8 @@ import pytest
 import torch
 
 from tests.hub_server import HubServer
-from tests.train_helpers import make_dataset_dict, reset_accelerate_state
+from tests.train_helpers import REPO_ROOT, make_dataset_dict, reset_accelerate_state
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 # The real data sets live beside the project (`../shared/data`) on developer machines and in CI;
 # a user's fresh clone does not have them.
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"

@@ -6,7 +6,6 @@ import json
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import psutil
 import pytest

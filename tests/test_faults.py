@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.conftest import REPO_ROOT
-from tests.train_helpers import FAST_ARGS
+from tests.train_helpers import FAST_ARGS, launch_command
 from training import faults
 from training.faults import StopSignals, TrainingDiverged, check_step, check_weights
 
@@ -195,20 +195,20 @@ def test_a_second_signal_exits_at_once_and_the_launchers_death_never_counts_as_o
     assert exits == [128 + signal.SIGTERM]
 
 
-def launch_command(blobs, output_dir, *extra):
-    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO_ROOT / "accelerate_config.yaml"),
-            str(REPO_ROOT / "train_ddpm.py"), "--dataset", blobs, "--output_dir", str(output_dir), *FAST_ARGS, *extra]
+def blobs_command(blobs, output_dir, *extra, launcher_args=()):
+    return launch_command("--dataset", blobs, "--output_dir", output_dir, *FAST_ARGS, *extra,
+                          launcher_args=launcher_args)
 
 
 @pytest.mark.slow
 def test_sigterm_to_accelerate_launch_then_resume_ends_with_the_uninterrupted_weights(blobs, tmp_path):
     steps = ["--max_train_steps", "400", "--checkpointing_steps", "100000", "--save_images_steps", "100000"]
-    straight = subprocess.run(launch_command(blobs, tmp_path / "straight", *steps), cwd=REPO_ROOT,
+    straight = subprocess.run(blobs_command(blobs, tmp_path / "straight", *steps), cwd=REPO_ROOT,
                               capture_output=True, text=True, timeout=600)
     assert straight.returncode == 0, straight.stderr[-2000:]
 
     run, log = tmp_path / "run", tmp_path / "log.txt"
-    launcher = start(launch_command(blobs, run, *steps), log)
+    launcher = start(blobs_command(blobs, run, *steps), log)
     wait_for_training(log, launcher)
     launcher.send_signal(signal.SIGTERM)  # to the launcher only, as `kill -TERM PID` does
     launcher.wait(timeout=120)
@@ -220,7 +220,7 @@ def test_sigterm_to_accelerate_launch_then_resume_ends_with_the_uninterrupted_we
     stopped_at = int(text.split("(to the launcher) at step ")[1].split(";")[0])
     assert 0 < stopped_at < 400 and (run / f"checkpoint-{stopped_at}").is_dir()
 
-    resumed = subprocess.run(launch_command(blobs, run, *steps, "--resume_from_checkpoint", "latest"),
+    resumed = subprocess.run(blobs_command(blobs, run, *steps, "--resume_from_checkpoint", "latest"),
                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     final = load_file(str(next((run / "unet").glob("*.safetensors"))))
@@ -233,8 +233,7 @@ def test_sigterm_to_accelerate_launch_then_resume_ends_with_the_uninterrupted_we
 @pytest.mark.slow
 def test_sigterm_to_a_two_process_launch_stops_both_at_one_step_with_a_checkpoint(blobs, tmp_path):
     run, log = tmp_path / "run", tmp_path / "log.txt"
-    command = launch_command(blobs, run, *LONG_RUN)
-    command[command.index("--config_file") + 2:command.index("--config_file") + 2] = ["--multi_gpu", "--num_processes", "2"]
+    command = blobs_command(blobs, run, *LONG_RUN, launcher_args=["--multi_gpu", "--num_processes", "2"])
     launcher = start(command, log)
     wait_for_training(log, launcher)
     launcher.send_signal(signal.SIGTERM)  # torchrun passes it on to both training processes

@@ -57,8 +57,11 @@ def test_missing_folder_is_not_looked_up_on_the_hub(tmp_path):
 def test_folder_without_images_is_one_sentence(tmp_path):
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "notes.txt").write_text("hello")
-    with pytest.raises(DataError, match="neither a save_to_disk folder nor an image folder"):
+    with pytest.raises(DataError, match="junk: no image column"):  # datasets reads the .txt as a text dataset
         resolve_dataset(str(tmp_path / "junk"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="empty: neither a save_to_disk folder nor a folder of images"):
+        resolve_dataset(str(tmp_path / "empty"))
 
 
 def test_unlabelled_data_has_no_class_names(tmp_path):

@@ -4,8 +4,6 @@ two processes, the offline glyphs acceptance run and MNIST from ../shared/data."
 import csv
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -13,27 +11,7 @@ import torch
 from diffusers import DDPMPipeline
 from safetensors.torch import load_file
 
-from tests.conftest import REPO_ROOT
-from tests.train_helpers import FAST_ARGS
-
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
-
-
-def launch(*args, num_processes=None, cwd=REPO_ROOT, timeout=600, wait=True, env=None):
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-               str(REPO_ROOT / "accelerate_config.yaml")]
-    if num_processes:
-        # accelerate's data-parallel launcher (torchrun); on a CPU-only machine the processes use gloo.
-        command += ["--multi_gpu", "--num_processes", str(num_processes)]
-    command += [str(REPO_ROOT / "train_ddpm.py"), *map(str, args)]
-    env = ENV if env is None else {**env, "PYTHONPATH": str(REPO_ROOT)}
-    if not wait:
-        return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
+from tests.train_helpers import FAST_ARGS, launch
 
 def csv_rows(path):
     with open(path, newline="", encoding="utf-8") as handle:
@@ -99,7 +77,7 @@ def test_kill_9_after_first_checkpoint_then_resume_latest(blobs, tmp_path):
 def test_two_cpu_processes_train_and_save(blobs, tmp_path):
     out = tmp_path / "ddp"
     result = launch("--dataset", blobs, "--output_dir", out, *FAST_ARGS, "--max_train_steps", "6",
-                    "--checkpointing_steps", "3", num_processes=2)
+                    "--checkpointing_steps", "3", launcher_args=["--multi_gpu", "--num_processes", "2"])
     assert (out / "model_index.json").is_file()
     assert (out / "checkpoint-6/random_states_1.pkl").is_file()  # each process saved its RNG
     assert result.stdout.count("64 training images") == 1  # printed by the main process only

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import datasets
@@ -25,6 +28,31 @@ FAST_ARGS = TINY_MODEL_ARGS + ["--train_batch_size", "8", "--eval_batch_size", "
                                "--num_threads", "1",
                                # Pinned: `auto` times both precisions, and runs compared bit for bit must agree.
                                "--mixed_precision", "no"]
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# The environment of a launched run: offline, with the repository importable.
+LAUNCH_ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
+
+
+def launch_command(*train_args, launcher_args=()) -> list[str]:
+    """`accelerate launch train_ddpm.py ...` as users run it, with accelerate's own flags (`launcher_args`, e.g.
+    `--multi_gpu --num_processes 2`) before the script."""
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO_ROOT / "accelerate_config.yaml"),
+            *map(str, launcher_args), str(REPO_ROOT / "train_ddpm.py"), *map(str, train_args)]
+
+
+def launch(*train_args, launcher_args=(), cwd=REPO_ROOT, timeout=600, wait=True, env=None):
+    """Run `launch_command` to the end and check it succeeded (or, with `wait=False`, start it in its own
+    process group and return the Popen, its output in `stdout`)."""
+    env = LAUNCH_ENV if env is None else {**env, "PYTHONPATH": str(REPO_ROOT)}
+    command = launch_command(*train_args, launcher_args=launcher_args)
+    if not wait:
+        return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
 
 
 def blob_images(count: int, size: int, seed: int) -> tuple[list[PIL.Image.Image], list[int]]:

@@ -9,6 +9,7 @@ newest checkpoint or none. Rotation deletes the oldest only after the new one is
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -36,11 +37,12 @@ class TrainingProgress:
         self.history: list[dict] = []  # rows of {"step", "train_loss", "val_loss", "fid", "lr", "time_s"}
         self.best_fid: float | None = None  # the lowest Fréchet distance so far (`--keep_best_by_fid`)
         self.snapshots_saved: list[float] = []  # the `--snapshot_minutes` already saved
+        self.layout: dict | None = None  # how the data was split across processes (`data_layout`)
 
     def state_dict(self) -> dict:
         return {"global_step": self.global_step, "training_time_s": self.training_time_s,
                 "history": [dict(row) for row in self.history], "best_fid": self.best_fid,
-                "snapshots_saved": list(self.snapshots_saved)}
+                "snapshots_saved": list(self.snapshots_saved), "layout": self.layout}
 
     def load_state_dict(self, state: dict) -> None:
         self.global_step = int(state["global_step"])
@@ -48,6 +50,46 @@ class TrainingProgress:
         self.history = [dict(row) for row in state["history"]]
         self.best_fid = state.get("best_fid")  # absent in checkpoints written before the check existed
         self.snapshots_saved = [float(m) for m in state.get("snapshots_saved", [])]
+        self.layout = state.get("layout")  # absent in checkpoints written before process counts were checked
+
+
+def data_layout(num_processes: int, train_batch_size: int, gradient_accumulation_steps: int,
+                streaming: bool) -> dict:
+    """What a run's place in its data depends on, besides the step: recorded in every checkpoint."""
+    return {"num_processes": num_processes, "train_batch_size": train_batch_size,
+            "gradient_accumulation_steps": gradient_accumulation_steps, "streaming": streaming}
+
+
+def check_resume_layout(saved: dict | None, current: dict, checkpoint: Path) -> None:
+    """Refuse a resume whose data split differs from the checkpoint's in a way that would lose its place.
+
+    A map-style dataset is read in global batches (processes x batch), each epoch in an order drawn from the
+    seed, and the training draws follow the global batch too (training/draws.py): any number of processes may
+    resume if the global batch and the accumulation are the same. A stream is read per process from a saved
+    position, so it resumes only with the same processes and batch.
+
+    Raises:
+        ConfigError: the layouts differ in a way the run cannot resume from.
+    """
+    if saved is None:
+        return
+    def describe(layout: dict) -> str:
+        processes = layout["num_processes"]
+        return (f"{processes} process{'es' if processes > 1 else ''} x --train_batch_size {layout['train_batch_size']}"
+                f" x --gradient_accumulation_steps {layout['gradient_accumulation_steps']}")
+    def global_batch(layout: dict) -> tuple[int, int]:
+        return layout["num_processes"] * layout["train_batch_size"], layout["gradient_accumulation_steps"]
+    if saved.get("streaming") != current["streaming"]:
+        raise ConfigError(f"--resume_from_checkpoint {checkpoint}: it was written by a "
+                          f"{'streaming' if saved.get('streaming') else 'non-streaming'} run; resume it with "
+                          f"{'--streaming' if saved.get('streaming') else 'no --streaming'} as before.")
+    same = saved == current if current["streaming"] else global_batch(saved) == global_batch(current)
+    if not same:
+        need = ("the same processes and batch size (each process's place in the stream is saved)"
+                if current["streaming"] else
+                f"a global batch of {global_batch(saved)[0]} (processes x --train_batch_size) and the same accumulation")
+        raise ConfigError(f"--resume_from_checkpoint {checkpoint}: it was written by {describe(saved)}, this run has "
+                          f"{describe(current)}; resume with {need}, or start a new --output_dir.")
 
 
 def _all_processes(accelerator: Accelerator, succeeded: bool) -> bool:
@@ -93,7 +135,8 @@ def remove_partial_checkpoints(output_dir: str | Path) -> None:
             shutil.rmtree(partial, ignore_errors=True)
 
 
-def save_checkpoint(accelerator: Accelerator, output_dir: str | Path, step: int, total_limit: int | None) -> Path:
+def save_checkpoint(accelerator: Accelerator, output_dir: str | Path, step: int, total_limit: int | None,
+                    process_files: dict[str, dict] | None = None) -> Path:
     """Write `output_dir/checkpoint-<step>` (every process must call this) and rotate old ones.
 
     Args:
@@ -101,6 +144,8 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str | Path, step: int,
         output_dir: the run's output folder.
         step: the optimizer step, used in the folder name.
         total_limit: keep at most this many checkpoints (None keeps all).
+        process_files: this process's own state beside accelerate's (which saves registered objects from the
+            main process only), each written as `<name>_<process index>.json`.
 
     Returns:
         The checkpoint folder.
@@ -113,6 +158,8 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str | Path, step: int,
     accelerator.wait_for_everyone()
     try:
         accelerator.save_state(str(partial))
+        for name, state in (process_files or {}).items():
+            (partial / f"{name}_{accelerator.process_index}.json").write_text(json.dumps(state) + "\n", encoding="utf-8")
         error = None
     except OSError as err:  # a full disk (ENOSPC), a quota, a lost permission
         error = err
@@ -129,6 +176,20 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str | Path, step: int,
                 shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
+
+
+def read_process_file(checkpoint: Path, name: str, process_index: int) -> dict:
+    """This process's `<name>_<process index>.json` from `save_checkpoint`'s `process_files`.
+
+    Raises:
+        ConfigError: the file is missing or damaged.
+    """
+    path = Path(checkpoint) / f"{name}_{process_index}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"--resume_from_checkpoint {checkpoint}: {path.name} is missing or damaged "
+                          f"({first_line(err)[:200]}); resume from another checkpoint.") from err
 
 
 def load_checkpoint(accelerator: Accelerator, checkpoint: Path) -> None:

@@ -51,6 +51,13 @@ class TrainConfig:
         "many GiB, so no PIL work happens per step; larger sets are decoded per batch instead.")})
     dataloader_num_workers: int = field(default=0, metadata={"help": (
         "Worker processes for decoding batches; only used when the dataset is too large to hold in memory.")})
+    streaming: bool = field(default=False, metadata={"help": (
+        "Read --dataset as a stream (datasets' IterableDataset) instead of loading it: for data larger than memory "
+        "or disk, e.g. a Hub dataset. Needs --max_train_steps (a stream's length is unknown) and a `test` split; "
+        "each process reads its own shards, and every checkpoint saves each process's place.")})
+    shuffle_buffer_size: int = field(default=10_000, metadata={"help": (
+        "Records in the shuffle buffer of --streaming, on top of shuffling the shard order each epoch; 10,000 "
+        "28 px images are a few MB.")})
     num_validation_images: int = field(default=512, metadata={"help": (
         "Test images used for the validation loss; a fixed subset keeps the number comparable across steps.")})
 
@@ -308,7 +315,7 @@ def check_config(cfg: TrainConfig) -> None:
     for name, choices in _CHOICES.items():
         if getattr(cfg, name) not in choices:
             raise ConfigError(f"--{name} {getattr(cfg, name)!r} is not one of {', '.join(choices)}.")
-    positive = ("train_batch_size", "gradient_accumulation_steps", "ddpm_num_steps", "num_epochs",
+    positive = ("train_batch_size", "shuffle_buffer_size", "gradient_accumulation_steps", "ddpm_num_steps", "num_epochs",
                 "validation_steps", "save_images_steps", "checkpointing_steps", "eval_batch_size",
                 "num_inference_steps", "num_validation_images")
     for name in positive:
@@ -316,6 +323,9 @@ def check_config(cfg: TrainConfig) -> None:
             raise ConfigError(f"--{name} must be at least 1 (got {getattr(cfg, name)}).")
     if cfg.max_train_steps is not None and cfg.max_train_steps < 1:
         raise ConfigError(f"--max_train_steps must be at least 1 (got {cfg.max_train_steps}).")
+    if cfg.streaming and cfg.max_train_steps is None:
+        raise ConfigError("--streaming needs --max_train_steps N: a stream's length is not known, so --num_epochs "
+                          "cannot be counted (--max_train_minutes may stop the run earlier).")
     if cfg.max_train_minutes is not None and cfg.max_train_minutes <= 0:
         raise ConfigError(f"--max_train_minutes must be positive (got {cfg.max_train_minutes}); leave it unset for "
                           "no time limit.")

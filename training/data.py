@@ -21,18 +21,25 @@ import PIL.Image
 import torch
 
 
-def image_channels(split: datasets.Dataset, image_column: str) -> int:
+def first_image(split: datasets.Dataset | datasets.IterableDataset, image_column: str) -> PIL.Image.Image:
+    """The first image of a split, or of a stream (read without loading the rest)."""
+    if isinstance(split, datasets.IterableDataset):
+        return next(iter(split.take(1)))[image_column]
+    return split[0][image_column]
+
+
+def image_channels(split: datasets.Dataset | datasets.IterableDataset, image_column: str) -> int:
     """1 for grayscale data, 3 for colour, judged by the first image's PIL mode."""
-    mode = split[0][image_column].mode
+    mode = first_image(split, image_column).mode
     return 1 if mode in ("1", "L", "LA", "I", "I;16", "F") else 3
 
 
-def native_resolution(split: datasets.Dataset, image_column: str) -> int:
+def native_resolution(split: datasets.Dataset | datasets.IterableDataset, image_column: str) -> int:
     """The larger side of the first image: the default `--resolution`."""
-    return max(split[0][image_column].size)
+    return max(first_image(split, image_column).size)
 
 
-def _to_pixels(image: PIL.Image.Image, resolution: int, channels: int, center_crop: bool) -> np.ndarray:
+def to_pixels(image: PIL.Image.Image, resolution: int, channels: int, center_crop: bool) -> np.ndarray:
     """One PIL image -> (H, W) or (H, W, 3) uint8 at `resolution` (resize the short side, then crop)."""
     image = image.convert("L" if channels == 1 else "RGB")
     if image.size != (resolution, resolution):
@@ -56,7 +63,7 @@ def decode_images(split: datasets.Dataset, image_column: str, resolution: int, c
     start = 0
     for batch in split.select_columns([image_column]).iter(batch_size=1024):
         for offset, image in enumerate(batch[image_column]):
-            pixels[start + offset] = _to_pixels(image, resolution, channels, center_crop).reshape(
+            pixels[start + offset] = to_pixels(image, resolution, channels, center_crop).reshape(
                 resolution, resolution, channels)
         start += len(batch[image_column])
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)
@@ -117,7 +124,7 @@ class DecodedImages(torch.utils.data.Dataset):
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
         rows = self.split[indices]
-        pixels = np.stack([_to_pixels(im, self.resolution, self.channels, self.center_crop).reshape(
+        pixels = np.stack([to_pixels(im, self.resolution, self.channels, self.center_crop).reshape(
             self.resolution, self.resolution, self.channels) for im in rows[self.image_column]])
         images = torch.from_numpy(pixels).permute(0, 3, 1, 2)  # (B, C, H, W)
         labels = torch.as_tensor(rows[self.label_column]) if self.label_column else None

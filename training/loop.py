@@ -19,12 +19,13 @@ from tqdm.auto import tqdm
 from data_prep.resolve import ResolvedDataset
 from pipelines import save_pipeline
 from sharing import push_folder
-from training.checkpointing import (TrainingProgress, remove_partial_checkpoints, restore_checkpoint,
-                                    save_checkpoint)
+from training.checkpointing import (TrainingProgress, check_resume_layout, data_layout, read_process_file,
+                                    remove_partial_checkpoints, restore_checkpoint, save_checkpoint)
 from training.config import ConfigError, TrainConfig
 from training.data import (DecodedImages, EpochBatchSampler, IndexedBatches, TensorImages, cached_images, make_loader,
                            random_hflip, to_model_range)
 from training.draws import GlobalBatchDraws
+from training.streaming import StreamedBatches, first_images
 from training.faults import Interrupted, SaveFailed, StopSignals, check_step, check_weights, save_failed_message
 from training.losses import diffusion_loss, training_target
 from training.model import learning_rate
@@ -46,6 +47,8 @@ SNAPSHOT_DIR = "snapshots"
 SNAPSHOT_PROGRESS = "progress.json"
 # Added to --seed for the generator of the training draws (training/draws.py).
 DRAWS_SEED_OFFSET = 1_000_000_007
+# The per-process checkpoint file with a process's place in a stream (`--streaming`).
+STREAM_POSITION = "stream_position"
 # Names in the trackers for history keys that are not losses.
 TRACKER_NAMES = {"fid": "eval/fid"}
 
@@ -108,9 +111,8 @@ class Trainer:
             extractor = load_eval_classifier(cfg, data.class_names, accelerator.device)  # fails before any work
 
         self.batches = self._make_batches(resolution, channels)
-        micro_batches_per_epoch = self.batches.sampler.batches_per_epoch
-        self.max_train_steps = cfg.max_train_steps or cfg.num_epochs * math.ceil(
-            micro_batches_per_epoch / cfg.gradient_accumulation_steps)
+        self.max_train_steps = cfg.max_train_steps or cfg.num_epochs * math.ceil(  # a stream has max_train_steps
+            self.batches.sampler.batches_per_epoch / cfg.gradient_accumulation_steps)
 
         optimizer = torch.optim.AdamW(unet.parameters(), lr=learning_rate(cfg), betas=(cfg.adam_beta1, cfg.adam_beta2),
                                       weight_decay=cfg.adam_weight_decay, eps=cfg.adam_epsilon)
@@ -135,10 +137,9 @@ class Trainer:
             self.ema.to(accelerator.device)
             accelerator.register_for_checkpointing(self.ema)
 
-        test_images = cached_images(data.splits["test"], data.image_column, resolution, channels, cfg.center_crop)
+        test_images, test_labels = self._test_images(resolution, channels)
         pick = torch.randperm(test_images.shape[0], generator=torch.Generator().manual_seed(0))
         pick = pick[: cfg.num_validation_images]
-        test_labels = self._labels(data.splits["test"])
         self.validation = ValidationSet(test_images[pick], None if test_labels is None else test_labels[pick],
                                         cfg.ddpm_num_steps)
         self.fid_check = None
@@ -154,8 +155,21 @@ class Trainer:
             return None
         return torch.as_tensor(split[self.data.label_column], dtype=torch.long)
 
-    def _make_batches(self, resolution: int, channels: int) -> IndexedBatches:
+    def _test_images(self, resolution: int, channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The test split as uint8 images (N, C, H, W) and labels; of a stream, the first records it needs."""
+        cfg, data, split = self.cfg, self.data, self.data.splits["test"]
+        if data.streaming:
+            count = max(cfg.num_validation_images, cfg.eval_num_samples if cfg.eval_steps else 0)
+            return first_images(split, data.image_column, data.label_column, count, resolution, channels,
+                                cfg.center_crop)
+        return cached_images(split, data.image_column, resolution, channels, cfg.center_crop), self._labels(split)
+
+    def _make_batches(self, resolution: int, channels: int) -> IndexedBatches | StreamedBatches:
         cfg, accelerator, split = self.cfg, self.accelerator, self.data.splits["train"]
+        if self.data.streaming:
+            return StreamedBatches(split, self.data.image_column, self.data.label_column, resolution, channels,
+                                   cfg.center_crop, cfg.train_batch_size, cfg.seed, cfg.shuffle_buffer_size,
+                                   accelerator.num_processes, accelerator.process_index)
         sampler = EpochBatchSampler(len(split), cfg.train_batch_size, cfg.seed, accelerator.num_processes,
                                     accelerator.process_index)
         size_gb = len(split) * channels * resolution**2 / 2**30
@@ -188,10 +202,17 @@ class Trainer:
         accelerator.init_trackers("train_ddpm", config={k: v if isinstance(v, (int, float, str, bool)) else str(v)
                                                        for k, v in cfg.to_dict().items()})
         checkpoint = restore_checkpoint(self.accelerator, self.output_dir, cfg.resume_from_checkpoint)
+        layout = data_layout(accelerator.num_processes, cfg.train_batch_size, cfg.gradient_accumulation_steps,
+                             self.data.streaming)
         if checkpoint is not None:
+            check_resume_layout(self.progress.layout, layout, checkpoint)
+            if self.data.streaming:
+                self.batches.load_state_dict(read_process_file(checkpoint, STREAM_POSITION,
+                                                               accelerator.process_index))
             if self.ema is not None:
                 self.ema.to(accelerator.device)  # accelerate loads custom state onto the CPU
             accelerator.print(f"Resumed from {checkpoint} at step {self.progress.global_step}.")
+        self.progress.layout = layout
         if cfg.max_train_minutes is not None:  # a resumed run goes on down the learning-rate schedule
             self.budget_used = self.progress.training_time_s / (60 * cfg.max_train_minutes)
 
@@ -279,7 +300,8 @@ class Trainer:
         checkpoint = self.output_dir / f"checkpoint-{step}"
         if not (step % self.cfg.checkpointing_steps == 0 or self.timed_out):  # the same test as `_periodic`'s
             check_weights(self.unet.parameters(), step=step, **self._fault_context())
-            checkpoint = save_checkpoint(self.accelerator, self.output_dir, step, self.cfg.checkpoints_total_limit)
+            checkpoint = save_checkpoint(self.accelerator, self.output_dir, step, self.cfg.checkpoints_total_limit,
+                                         self._process_files())
         self.accelerator.end_training()
         raise Interrupted(f"stopped by {signals.requested or 'a signal'} at step {step}; the state is saved in "
                           f"{checkpoint}. Run the same command with --resume_from_checkpoint latest to go on.",
@@ -356,6 +378,10 @@ class Trainer:
                           commit_message=f"train_ddpm.py: {self.progress.global_step} steps on "
                                          f"{self.data.description}")
         self.accelerator.print(f"Pushed to {url}")
+
+    def _process_files(self) -> dict[str, dict] | None:
+        """What each process saves in a checkpoint beside accelerate's state: its place in a stream."""
+        return {STREAM_POSITION: self.batches.state_dict()} if self.data.streaming else None
 
     def _fault_context(self) -> dict:
         """What a divergence message names: the learning rate and the precision of this run."""
@@ -437,4 +463,4 @@ class Trainer:
                 self._check_fid(step)
         if step % cfg.checkpointing_steps == 0 or self.timed_out:  # a timed-out run can be resumed with more time
             check_weights(self.unet.parameters(), step=step, **self._fault_context())
-            save_checkpoint(accelerator, self.output_dir, step, cfg.checkpoints_total_limit)
+            save_checkpoint(accelerator, self.output_dir, step, cfg.checkpoints_total_limit, self._process_files())
