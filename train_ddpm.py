@@ -16,7 +16,7 @@ from accelerate.utils import set_seed
 
 from data_prep.resolve import DataError, resolve_dataset
 from training.config import ConfigError, TrainConfig, parse_config
-from training.data import image_channels, native_resolution
+from training.data import first_image, image_channels, native_resolution
 from training.faults import Interrupted, TrainingFault
 from training.loop import Trainer, make_accelerator, make_state
 from training.model import build_noise_scheduler, build_unet, count_parameters
@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> None:
         data = resolve_dataset(cfg.dataset, cfg.data_dir, cfg.seed, streaming=cfg.streaming)
     check_data(cfg, data)
     train_split = data.splits["train"]
-    resolution = cfg.resolution or native_resolution(train_split, data.image_column)
-    channels = image_channels(train_split, data.image_column)
+    first = first_image(train_split, data.image_column)
+    resolution, channels = cfg.resolution or native_resolution(first), image_channels(first)
 
     # 3. model and noise schedule (identical initial weights on every process)
     num_classes = len(data.class_names) if cfg.class_conditional else None

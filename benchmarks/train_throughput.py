@@ -26,7 +26,7 @@ import torch
 
 from data_prep.resolve import resolve_dataset
 from training.config import TrainConfig
-from training.data import (EpochBatchSampler, TensorImages, cached_images, image_channels, make_loader,
+from training.data import (EpochBatchSampler, TensorImages, cached_images, first_image, image_channels, make_loader,
                            native_resolution, to_model_range)
 from training.losses import diffusion_loss, training_target
 from training.model import build_noise_scheduler, build_unet, count_parameters, learning_rate
@@ -147,7 +147,8 @@ def main() -> None:
     precisions = args.precisions or (["fp32", "bf16", "fp16"] if device.type == "cuda" else ["fp32", "bf16"])
     data = resolve_dataset(args.dataset, args.data_dir)
     split = data.splits["train"]
-    resolution, channels = native_resolution(split, data.image_column), image_channels(split, data.image_column)
+    first = first_image(split, data.image_column)
+    resolution, channels = native_resolution(first), image_channels(first)
     ours = TensorImages(cached_images(split, data.image_column, resolution, channels).to(device), None)
     threads = args.threads[0]
 

@@ -8,9 +8,8 @@ import subprocess
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
-from tests.train_helpers import FAST_ARGS, LAUNCH_ENV, launch, launch_command
+from tests.train_helpers import FAST_ARGS, LAUNCH_ENV, launch, launch_command, weights_of
 
 STEPS = ["--max_train_steps", "12", "--checkpointing_steps", "6", "--validation_steps", "6", "--save_images_steps",
          "1000"]
@@ -43,10 +42,6 @@ def two_machines(train_args, tmp_path, name):
     return outputs
 
 
-def weights(folder):
-    return load_file(str(next((folder / "unet").glob("*.safetensors"))))
-
-
 def assert_same_weights(a, b, atol):
     assert a.keys() == b.keys()
     for name in a:
@@ -67,11 +62,11 @@ def test_two_machines_end_with_the_weights_of_one_machine_and_resume_on_either(b
     assert [out.count("64 training images") for out in machines_out] == [1, 1]
     checkpoint = tmp_path / "machines" / "checkpoint-6"
     assert {p.name for p in checkpoint.glob("random_states_*.pkl")} == {"random_states_0.pkl", "random_states_1.pkl"}
-    machines = weights(tmp_path / "machines")
+    machines = weights_of(tmp_path / "machines")
     # The same arithmetic in the same order: two machines and two local processes agree to the bit.
-    assert_same_weights(machines, weights(tmp_path / "one_machine"), atol=1e-6)
+    assert_same_weights(machines, weights_of(tmp_path / "one_machine"), atol=1e-6)
     # One process sums the global batch's gradients in another order than the all-reduce does (measured: 1.5e-5).
-    assert_same_weights(machines, weights(tmp_path / "one_process"), atol=1e-4)
+    assert_same_weights(machines, weights_of(tmp_path / "one_process"), atol=1e-4)
 
     # Resume the two machines' step-6 checkpoint on two machines, and on one process with the same global batch.
     for name in ("resumed_machines", "resumed_one_process"):
@@ -80,8 +75,8 @@ def test_two_machines_end_with_the_weights_of_one_machine_and_resume_on_either(b
     two_machines([*common, "--output_dir", tmp_path / "resumed_machines", "--resume_from_checkpoint", "latest"],
                  tmp_path, "resumed")
     launch(*one_process[:-1], tmp_path / "resumed_one_process", "--resume_from_checkpoint", "latest")
-    assert_same_weights(machines, weights(tmp_path / "resumed_machines"), atol=1e-6)
-    assert_same_weights(machines, weights(tmp_path / "resumed_one_process"), atol=1e-4)
+    assert_same_weights(machines, weights_of(tmp_path / "resumed_machines"), atol=1e-6)
+    assert_same_weights(machines, weights_of(tmp_path / "resumed_one_process"), atol=1e-4)
 
     # A different global batch would lose the run's place in the data: refused in one line.
     (tmp_path / "refused").mkdir()

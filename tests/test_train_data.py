@@ -1,12 +1,13 @@
 """Dataset resolution, the tensor cache and the resumable, sharded batch order."""
 
 import datasets
+import numpy as np
 import pytest
 import torch
 
 from data_prep.resolve import DataError, resolve_dataset
 from tests.train_helpers import make_dataset_dict, make_image_folder
-from training.data import (EpochBatchSampler, cached_images, decode_images, image_channels, native_resolution,
+from training.data import (EpochBatchSampler, cached_images, decode_images, first_image, image_channels, native_resolution,
                            random_hflip, to_model_range)
 
 
@@ -20,8 +21,11 @@ def test_save_to_disk_folder(saved):
     assert set(data.splits) == {"train", "test"}
     assert (data.image_column, data.label_column) == ("image", "label")
     assert data.class_names == ["□", "|"]
-    assert image_channels(data.splits["train"], "image") == 1
-    assert native_resolution(data.splits["train"], "image") == 16
+    first = first_image(data.splits["train"], "image")
+    assert image_channels(first) == 1 and native_resolution(first) == 16
+    assert image_channels(first.convert("RGB")) == 3
+    streamed = first_image(resolve_dataset(str(saved), streaming=True).splits["train"], "image")
+    assert np.array_equal(np.asarray(streamed), np.asarray(first))
 
 
 def test_named_dataset_is_read_from_data_dir(saved, tmp_path):

@@ -55,6 +55,13 @@ def launch(*train_args, launcher_args=(), cwd=REPO_ROOT, timeout=600, wait=True,
     return result
 
 
+def weights_of(run_dir: Path) -> dict[str, torch.Tensor]:
+    """The saved UNet weights of a finished run, by parameter name."""
+    from safetensors.torch import load_file
+
+    return load_file(str(next((Path(run_dir) / "unet").glob("*.safetensors"))))
+
+
 def blob_images(count: int, size: int, seed: int) -> tuple[list[PIL.Image.Image], list[int]]:
     """White squares (class 0) and bars (class 1) at random places on black, mode "L"."""
     rng = np.random.default_rng(seed)

@@ -22,21 +22,21 @@ import torch
 
 
 def first_image(split: datasets.Dataset | datasets.IterableDataset, image_column: str) -> PIL.Image.Image:
-    """The first image of a split, or of a stream (read without loading the rest)."""
+    """The first image of a split, or of a stream (read without loading the rest; datasets then waits a few
+    seconds as it closes a parquet stream, so read it once)."""
     if isinstance(split, datasets.IterableDataset):
         return next(iter(split.take(1)))[image_column]
     return split[0][image_column]
 
 
-def image_channels(split: datasets.Dataset | datasets.IterableDataset, image_column: str) -> int:
-    """1 for grayscale data, 3 for colour, judged by the first image's PIL mode."""
-    mode = first_image(split, image_column).mode
-    return 1 if mode in ("1", "L", "LA", "I", "I;16", "F") else 3
+def image_channels(image: PIL.Image.Image) -> int:
+    """1 for grayscale data, 3 for colour, judged by an image's (the first one's) PIL mode."""
+    return 1 if image.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
 
 
-def native_resolution(split: datasets.Dataset | datasets.IterableDataset, image_column: str) -> int:
-    """The larger side of the first image: the default `--resolution`."""
-    return max(first_image(split, image_column).size)
+def native_resolution(image: PIL.Image.Image) -> int:
+    """The larger side of an image (the first one): the default `--resolution`."""
+    return max(image.size)
 
 
 def to_pixels(image: PIL.Image.Image, resolution: int, channels: int, center_crop: bool) -> np.ndarray:

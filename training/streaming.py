@@ -1,20 +1,22 @@
 """Training data read as it is used (`--streaming`): a `datasets.IterableDataset` split across processes,
-shuffled in a buffer, decoded batch by batch, with each process's place saved in every checkpoint.
+shuffled, decoded batch by batch, with each process's place saved in every checkpoint.
 
 For data that does not fit in memory or on disk, such as a Hub dataset too large to download whole. Each
 process reads its own part (`datasets.distributed.split_dataset_by_node`: whole shards when their number
-divides by the processes, else every n-th record), shuffled by shard order and by a buffer of
-`--shuffle_buffer_size` records, reshuffled each epoch (`IterableDataset.set_epoch`). A process that reaches
-the end of its part starts its next epoch at once, so every process always has a full batch even when the
-parts differ in length.
+divides by the processes, else every n-th record), in a shard order reshuffled each epoch
+(`IterableDataset.set_epoch`) and in shuffled blocks of `--shuffle_buffer_size` records. A process that
+reaches the end of its part starts its next epoch at once, so every process always has a full batch even
+when the parts differ in length.
 
-Resume: the place is the stream's own `IterableDataset.state_dict()` taken at the last record of the last
-batch handed to training. datasets restores it by replaying the current chunk of records and the shuffle
-buffer from their seeded start, so a resumed run reads exactly the records an uninterrupted one would
-(tests/test_streaming.py checks it on 200,000 records).
+Resume: the place is the epoch, the stream's own `IterableDataset.state_dict()` at the start of the current
+block, and how far into the block training has read. A resumed run reads that block again (at most
+`--shuffle_buffer_size` records) and goes on with exactly the records an uninterrupted run would read
+(tests/test_streaming.py checks it on 200,000 records, and that the weights come out the same).
 """
 
 from __future__ import annotations
+
+import itertools
 
 import datasets
 import numpy as np
@@ -51,13 +53,19 @@ def first_images(stream: datasets.IterableDataset, image_column: str, label_colu
 class StreamedBatches:
     """Batches of this process's part of a stream, epoch after epoch, resumable from `state_dict`.
 
+    Records are shuffled twice: datasets shuffles the shard order each epoch, and the records are read in blocks
+    of `shuffle_buffer_size`, each put in an order drawn from (seed, epoch, block). datasets' own rolling buffer
+    is not used because a checkpoint cannot hold its content: its state resumes after the records waiting in
+    the buffer, which would be lost. A block is replayed from its start instead, so a resumed run reads exactly
+    the records, in the order, that an uninterrupted one would.
+
     Args:
         stream (`datasets.IterableDataset`): the training split.
         image_column (`str`), label_column (`str`, *optional*): the columns to read.
         resolution (`int`), channels (`int`), center_crop (`bool`): how images are decoded (`training.data`).
         batch_size (`int`): images per batch of this process.
-        seed (`int`): seed of the shard order and the shuffle buffer.
-        shuffle_buffer_size (`int`): records in the shuffle buffer.
+        seed (`int`): seed of the shard order and the block orders.
+        shuffle_buffer_size (`int`): records per shuffled block.
         num_replicas (`int`), rank (`int`): the processes and this one's index.
     """
 
@@ -66,41 +74,54 @@ class StreamedBatches:
                  num_replicas: int = 1, rank: int = 0):
         columns = [column for column in (image_column, label_column) if column]
         part = split_dataset_by_node(stream.select_columns(columns), rank=rank, world_size=num_replicas)
-        self.stream = part.shuffle(seed=seed, buffer_size=shuffle_buffer_size)
+        # A buffer of one record shuffles the shard order only, and holds nothing when a state is taken.
+        self.stream = part.shuffle(seed=seed, buffer_size=1)
         self.decode = (image_column, label_column, resolution, channels, center_crop)
-        self.batch_size, self.rank = batch_size, rank
-        self.epoch = 0
-        self._start: dict | None = None  # the stream state to resume from (`load_state_dict`)
-        self._handed_out: dict | None = None  # the state after the last batch handed out
+        self.batch_size, self.block_size, self.seed, self.rank = batch_size, shuffle_buffer_size, seed, rank
+        # Where the next record comes from: the epoch, the stream's state at the start of the current block
+        # (None: the epoch's start), the block's number in the epoch and the records of it already used.
+        self.place = {"epoch": 0, "block_start": None, "block": 0, "offset": 0}
+
+    def _blocks(self):
+        """Yield (epoch, block start state, block number, shuffled records) from `place` on, without end."""
+        place = dict(self.place)
+        while True:
+            self.stream.set_epoch(place["epoch"])
+            if place["block_start"] is not None:
+                self.stream.load_state_dict(place["block_start"])  # applies to this epoch only
+            records, start, block = iter(self.stream), place["block_start"], place["block"]
+            empty = start is None and block == 0
+            while rows := list(itertools.islice(records, self.block_size)):
+                order = np.random.default_rng((self.seed, place["epoch"], block)).permutation(len(rows))
+                yield place["epoch"], start, block, [rows[i] for i in order]
+                start, block, empty = self.stream.state_dict(), block + 1, False
+            if empty:
+                raise DataError(f"process {self.rank}'s part of the training stream is empty: the data has fewer "
+                                "records (or shards) than there are processes")
+            place = {"epoch": place["epoch"] + 1, "block_start": None, "block": 0, "offset": 0}
 
     def from_step(self, micro_step: int):
         """Yield (images, labels) batches without end, from the place restored by `load_state_dict` (or the
         start). `micro_step` is not used: a stream's place is its own state, not a batch count."""
-        rows, resumed = [], self._start is not None
-        while True:
-            self.stream.set_epoch(self.epoch)
-            if self._start is not None:
-                self.stream.load_state_dict(self._start)  # applies to this epoch only
-                self._start = None
-            records = 0
-            for row in self.stream:
-                records += 1
-                rows.append(row)
-                if len(rows) == self.batch_size:
-                    self._handed_out = {"epoch": self.epoch, "stream": self.stream.state_dict()}
-                    yield _collate(rows, *self.decode)
-                    rows = []
-            if records == 0 and not resumed:
-                raise DataError(f"process {self.rank}'s part of the training stream is empty: the data has fewer "
-                                 "records (or shards) than there are processes")
-            self.epoch, resumed = self.epoch + 1, False
+        batch, skip = [], self.place["offset"]
+        for epoch, start, block, rows in self._blocks():
+            for offset in range(skip, len(rows)):
+                batch.append(rows[offset])
+                if len(batch) == self.batch_size:
+                    self.place = {"epoch": epoch, "block_start": start, "block": block, "offset": offset + 1}
+                    yield _collate(batch, *self.decode)
+                    batch = []
+            skip = 0
+
+    @property
+    def epoch(self) -> int:
+        """The epoch of the next record."""
+        return self.place["epoch"]
 
     def state_dict(self) -> dict:
-        """This process's place: the epoch and the stream's state after the last batch handed out."""
-        if self._handed_out is None:  # nothing read yet: the start of the restored place, or of epoch 0
-            return {"epoch": self.epoch, "stream": self._start}
-        return dict(self._handed_out)
+        """This process's place after the last batch handed out (JSON-serialisable)."""
+        return dict(self.place)
 
     def load_state_dict(self, state: dict) -> None:
-        self.epoch, self._start = int(state["epoch"]), state["stream"]
-        self._handed_out = None
+        self.place = {"epoch": int(state["epoch"]), "block_start": state["block_start"], "block": int(state["block"]),
+                      "offset": int(state["offset"])}
