@@ -1,7 +1,13 @@
 """Training throughput: images/s of each model preset, fp32 vs bf16, the share of time spent loading
-data, and a baseline trained the way diffusers' `train_unconditional.py` does it, in one run.
+data, and a baseline trained the way diffusers' `train_unconditional.py` does it, in one run; or, with
+`--data_paths`, the `tiny` model fed by each data path of train_ddpm.py at several resolutions.
 
     python benchmarks/train_throughput.py [--dataset glyphs] [--presets tiny small base] [--rounds 3]
+    python benchmarks/train_throughput.py --data_paths --dataset mnist --resolutions 28 64 --workers 0 1 2
+
+The data paths: the split decoded once into memory (what train_ddpm.py does when it fits in
+`--max_in_memory_gb`), decoded per batch from the map-style dataset in 0..N DataLoader workers (larger data),
+and streamed (`--streaming`) from a parquet copy of the split, as a Hub dataset is read.
 
 The baseline is the `tiny` architecture fed like the diffusers example: images converted to 3-channel
 RGB and transformed per sample, every step, in a DataLoader (resize, center crop, to tensor, normalise;
@@ -15,10 +21,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
@@ -26,8 +35,9 @@ import torch
 
 from data_prep.resolve import resolve_dataset
 from training.config import TrainConfig
-from training.data import (EpochBatchSampler, TensorImages, cached_images, first_image, image_channels, make_loader,
-                           native_resolution, to_model_range)
+from training.data import (DecodedImages, EpochBatchSampler, TensorImages, cached_images, first_image, image_channels,
+                           make_loader, native_resolution, to_model_range)
+from training.streaming import StreamedBatches
 from training.losses import diffusion_loss, training_target
 from training.model import build_noise_scheduler, build_unet, count_parameters, learning_rate
 
@@ -126,6 +136,38 @@ def other_jobs(count: int):
             spinner.wait()
 
 
+def parquet_copy(data, folder: Path, shards: int = 4) -> Path:
+    """The train and test splits written as parquet shards (the files a Hub dataset is served as)."""
+    for name, split in data.splits.items():
+        for index in range(shards):
+            split.shard(shards, index, contiguous=True).to_parquet(str(folder / f"{name}-{index:05d}.parquet"))
+    return folder
+
+
+def data_path_setups(args, data, device, precision: str, threads: int, folder: Path) -> list[Setup]:
+    """The `tiny` model fed in memory, per batch (each of `args.workers`) and streamed, at each resolution."""
+    split, column = data.splits["train"], data.image_column
+    channels = image_channels(first_image(split, column))
+    stream = resolve_dataset(str(parquet_copy(data, folder)), streaming=True).splits["train"]
+    setups = []
+    for resolution in args.resolutions:
+        def feed(dataset, workers=0):
+            loader = make_loader(dataset, EpochBatchSampler(len(split), args.batch_size, seed=0), workers)
+            return forever(loader, lambda batch: to_model_range(batch[0]))
+
+        def setup(name, batches):
+            return Setup(f"{name}, {resolution} px", "tiny", channels, batches, resolution, precision, threads, device)
+
+        memory = TensorImages(cached_images(split, column, resolution, channels).to(device), None)
+        setups.append(setup("in memory", feed(memory)))
+        decoded = DecodedImages(split, column, None, resolution, channels, center_crop=False)
+        setups += [setup(f"per batch, {workers} workers", feed(decoded, workers)) for workers in args.workers]
+        streamed = StreamedBatches(stream, column, None, resolution, channels, False, args.batch_size, seed=0,
+                                   shuffle_buffer_size=10_000)
+        setups.append(setup("streamed (parquet)", (to_model_range(images) for images, _ in streamed.from_step(0))))
+    return setups
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -141,6 +183,11 @@ def main() -> None:
                         help="default: fp32 bf16 on CPU, fp32 bf16 fp16 on CUDA")
     parser.add_argument("--busy", type=int, default=0,
                         help="run this many CPU-bound processes alongside, as other jobs on a shared machine")
+    parser.add_argument("--data_paths", action="store_true",
+                        help="compare the data paths (in memory, per batch, streamed) instead of the presets")
+    parser.add_argument("--resolutions", type=int, nargs="+", default=[28, 64], help="with --data_paths")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2],
+                        help="with --data_paths: DataLoader workers of the per-batch path")
     args = parser.parse_args()
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -156,6 +203,14 @@ def main() -> None:
         sampler = EpochBatchSampler(len(ours), args.batch_size, seed=0)
         return forever(make_loader(ours, sampler), lambda batch: to_model_range(batch[0]))
 
+    if args.data_paths:
+        folder = Path(tempfile.mkdtemp(prefix="stream-"))
+        try:
+            setups = data_path_setups(args, data, device, precisions[0], threads, folder)
+            measure_and_print(setups, args, f"{len(split)} training images, device {device}", baseline=0)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
     baseline_loader = diffusers_example_loader(split, data.image_column, resolution, args.batch_size, 0)
     setups = [Setup("diffusers-example baseline (tiny, 3 ch, per-step PIL)", "tiny", 3, forever(baseline_loader),
                     resolution, "fp32", threads, device)]
@@ -171,6 +226,11 @@ def main() -> None:
                 for precision in precisions[:2]:
                     setups.append(Setup("tiny", preset, channels, our_batches(), resolution, precision, other, device))
 
+    measure_and_print(setups, args, f"{len(split)} training images, {resolution} px, device {device}", baseline=0)
+
+
+def measure_and_print(setups: list[Setup], args, what: str, baseline: int) -> None:
+    """Time every setup in interleaved rounds and print the table (speeds relative to `setups[baseline]`)."""
     with other_jobs(args.busy):
         for setup in setups:  # warm-up: first-call allocations and kernel selection
             setup.measure(1)
@@ -180,16 +240,16 @@ def main() -> None:
                 setup.measure(args.steps)
             print(f"round {round_index + 1}/{args.rounds} done", flush=True)
 
-    baseline = statistics.median(setups[0].images)
-    print(f"\n{len(split)} training images, {resolution} px, batch {args.batch_size}, device {device}, "
-          f"{args.rounds} rounds x {args.steps} steps, medians, {args.busy} busy-loop process(es) alongside\n")
-    print("| configuration | params | precision | threads | images/s | data loading | vs baseline |")
+    reference = statistics.median(setups[baseline].images)
+    print(f"\n{what}, batch {args.batch_size}, {args.rounds} rounds x {args.steps} steps, medians, {args.busy} "
+          f"busy-loop process(es) alongside\n")
+    print(f"| configuration | params | precision | threads | images/s | waiting for data | vs {setups[baseline].name} |")
     print("|---|---|---|---|---|---|---|")
     for setup in setups:
         speed = statistics.median(setup.images)
         print(f"| {setup.name} | {setup.params / 1e6:.2f}M | {setup.precision} | "
-              f"{setup.threads if device.type == 'cpu' else '-'} | {speed:.1f} | "
-              f"{100 * statistics.median(setup.data_seconds):.1f}% | {speed / baseline:.2f}x |")
+              f"{setup.threads if setup.device.type == 'cpu' else '-'} | {speed:.1f} | "
+              f"{100 * statistics.median(setup.data_seconds):.1f}% | {speed / reference:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -131,7 +131,8 @@ def test_not_a_dataset_folder_exits_2(tmp_path, capsys):
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "file.txt").write_text("hello")
     assert main(["--dataset", str(tmp_path / "junk"), "--output_dir", str(tmp_path / "out")]) == 2
-    assert "neither a save_to_disk folder nor an image folder" in capsys.readouterr().err
+    assert f"--dataset {tmp_path / 'junk'}: no image column" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_existing_output_dir_needs_overwrite(shapes_dataset, tmp_path, capsys):

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -16,6 +17,8 @@ import torch
 from data_prep.resolve import DataError, resolve_dataset
 from tests.hub_client import run_client
 from tests.train_helpers import FAST_ARGS, launch, weights_of
+from training.checkpointing import check_resume_layout, data_layout
+from training.config import ConfigError
 from training.streaming import StreamedBatches, first_images
 
 RECORDS = 200_000
@@ -169,3 +172,16 @@ def test_a_hub_dataset_streams_into_training(hub, tmp_path):
     assert any("/datasets/tester/glyph-stream/resolve/" in path and path.endswith(".parquet") for path in requests)
     assert not (tmp_path / "hf_home" / "datasets").exists() or not list((tmp_path / "hf_home" / "datasets").rglob(
         "*.arrow"))  # read as a stream: nothing was converted into an arrow cache
+
+
+def test_a_streaming_checkpoint_resumes_only_with_its_own_layout():
+    two_by_four = data_layout(2, 4, 1, streaming=True)
+    with pytest.raises(ConfigError, match="resume with the same processes and batch size"):
+        check_resume_layout(two_by_four, data_layout(1, 8, 1, streaming=True), Path("checkpoint-6"))
+    with pytest.raises(ConfigError, match="written by a streaming run; resume it with --streaming"):
+        check_resume_layout(two_by_four, data_layout(2, 4, 1, streaming=False), Path("checkpoint-6"))
+    check_resume_layout(two_by_four, data_layout(2, 4, 1, streaming=True), Path("checkpoint-6"))
+    # A map-style run keeps its place with any split of the same global batch, and not with another batch.
+    check_resume_layout(data_layout(2, 4, 1, False), data_layout(1, 8, 1, False), Path("checkpoint-6"))
+    with pytest.raises(ConfigError, match="resume with a global batch of 8"):
+        check_resume_layout(data_layout(2, 4, 1, False), data_layout(2, 4, 2, False), Path("checkpoint-6"))

@@ -64,6 +64,8 @@ def test_json_file(tmp_path):
         (["--prediction_type", "noise"], "prediction_type"),
         (["--checkpoints_total_limit", "0"], "--checkpoints_total_limit"),
         (["--max_train_steps", "0"], "--max_train_steps"),
+        (["--streaming"], "--streaming needs --max_train_steps N"),
+        (["--shuffle_buffer_size", "0"], "--shuffle_buffer_size"),
     ],
 )
 def test_bad_settings_exit_2_with_one_sentence(argv, words, capsys):

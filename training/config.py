@@ -36,7 +36,8 @@ class TrainConfig:
     # --- data ---
     dataset: str = field(default="glyphs", metadata={"help": (
         "`mnist`, `persian` or `glyphs` (prepared under `data_dir/<name>` by `python -m data_prep`), a "
-        "`save_to_disk` folder, an image folder, or a Hub dataset id: one flag for every source.")})
+        "`save_to_disk` folder, a folder of images or of parquet/arrow files, or a Hub dataset id: one flag for every "
+        "source.")})
     data_dir: str = field(default="data", metadata={"help": (
         "Where the named datasets live; `glyphs` is rendered here on first use so a fresh machine needs no other "
         "step.")})

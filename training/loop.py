@@ -233,8 +233,7 @@ class Trainer:
         cfg, accelerator, progress = self.cfg, self.accelerator, self.progress
         accum = cfg.gradient_accumulation_steps
         images_per_micro_batch = cfg.train_batch_size * accelerator.num_processes
-        bar = tqdm(total=self.max_train_steps, initial=progress.global_step, desc="train",
-                   disable=not accelerator.is_local_main_process)
+        bar = self._progress_bar()
         loss_sum, steps_in_window, window_start = torch.zeros((), device=accelerator.device), 0, time.perf_counter()
         if progress.global_step >= self.max_train_steps:
             bar.close()
@@ -257,15 +256,18 @@ class Trainer:
                 self.ema.step(self.unet.parameters())
             progress.global_step += 1
             steps_in_window += 1
-            bar.update(1)
             step = progress.global_step
+            if cfg.max_train_minutes is None:
+                bar.update(1)
             if step % LOG_EVERY == 0 or step == self.max_train_steps:
                 elapsed = time.perf_counter() - window_start
                 progress.training_time_s += elapsed
                 train_loss = accelerator.reduce(loss_sum, reduction="mean").item() / steps_in_window
                 speed = steps_in_window * accum * images_per_micro_batch / elapsed
                 self._record(step, train_loss=train_loss, lr=self.lr_scheduler.get_last_lr()[0])
-                bar.set_postfix(loss=f"{train_loss:.4f}", lr=f"{self.lr_scheduler.get_last_lr()[0]:.2e}",
+                if cfg.max_train_minutes is not None:  # the bar counts seconds of the budget
+                    bar.update(min(bar.total, round(progress.training_time_s)) - bar.n)
+                bar.set_postfix(step=step, loss=f"{train_loss:.4f}", lr=f"{self.lr_scheduler.get_last_lr()[0]:.2e}",
                                 img_s=f"{speed:.0f}")
                 loss_sum.zero_()
                 steps_in_window, window_start = 0, time.perf_counter()
@@ -283,6 +285,17 @@ class Trainer:
             if step >= self.max_train_steps:
                 break
         bar.close()
+
+    def _progress_bar(self) -> tqdm:
+        """Steps of `max_train_steps`, or, with `--max_train_minutes`, seconds of the budget (so that its time
+        left is the budget's, not that of a step cap the budget will never reach)."""
+        cfg, progress = self.cfg, self.progress
+        disable = not self.accelerator.is_local_main_process
+        if cfg.max_train_minutes is None:
+            return tqdm(total=self.max_train_steps, initial=progress.global_step, desc="train", disable=disable)
+        budget = round(60 * cfg.max_train_minutes)
+        return tqdm(total=budget, initial=min(budget, round(progress.training_time_s)), unit="s",
+                    desc="train (seconds of --max_train_minutes)", disable=disable)
 
     def _stop_requested(self, signals: StopSignals, step: int) -> bool:
         """Whether any process received a stop signal: checked after every step with one process, and at the
