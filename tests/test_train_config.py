@@ -66,6 +66,8 @@ def test_json_file(tmp_path):
         (["--max_train_steps", "0"], "--max_train_steps"),
         (["--streaming"], "--streaming needs --max_train_steps N"),
         (["--shuffle_buffer_size", "0"], "--shuffle_buffer_size"),
+        (["--timestep_sampling", "log_normal", "--log_normal_std", "0"], "--log_normal_std must be positive"),
+        (["--timestep_sampling", "beta"], "invalid choice: 'beta'"),
     ],
 )
 def test_bad_settings_exit_2_with_one_sentence(argv, words, capsys):

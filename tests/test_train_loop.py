@@ -11,7 +11,8 @@ import train_ddpm
 from tests.train_helpers import FAST_ARGS, make_dataset_dict, make_trainer, reset_accelerate_state
 from training.checkpointing import list_checkpoints
 from training.config import ConfigError
-from training.losses import diffusion_loss, snr_weights, training_target
+from training.draws import GlobalBatchDraws
+from training.losses import diffusion_loss, log_normal_timestep_probabilities, snr_weights, training_target
 
 pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")  # tests/conftest.py
 
@@ -52,6 +53,29 @@ def test_targets_and_min_snr_weights():
     assert weights[0] < 0.01 and weights[-1] == pytest.approx(1.0)  # low noise down-weighted, high noise kept
     plain = diffusion_loss(clean, noise, eps_scheduler, t)
     assert plain == pytest.approx(((clean - noise) ** 2).mean().item(), rel=1e-5)
+
+
+def test_log_normal_timesteps_follow_the_noise_level_distribution():
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
+    probabilities = log_normal_timestep_probabilities(scheduler, mean=-1.2, std=1.2)
+    assert probabilities.shape == (1000,) and probabilities.sum().item() == pytest.approx(1.0, abs=1e-6)
+    sigma = ((1 - scheduler.alphas_cumprod) / scheduler.alphas_cumprod).sqrt()
+    # The mass of t with ln(sigma_t) within one std of the mean is the normal's 68%.
+    within = (sigma.log() - (-1.2)).abs() <= 1.2
+    assert probabilities[within].sum().item() == pytest.approx(0.6827, abs=0.01)
+    median = int(torch.searchsorted(probabilities.cumsum(0), torch.tensor(0.5)))
+    assert abs(sigma[median].log().item() - (-1.2)) < 0.05  # half the steps below the mean noise level
+    draws = GlobalBatchDraws(0, torch.device("cpu"))
+    t = draws.categorical(probabilities, 20_000)
+    assert t.dtype == torch.int64 and (t >= 0).all() and (t < 1000).all()
+    assert (within[t].float().mean().item()) == pytest.approx(0.6827, abs=0.02)
+
+
+def test_a_log_normal_run_trains(blobs, tmp_path):
+    trainer = make_trainer(blobs, tmp_path, "--max_train_steps", "2", "--timestep_sampling", "log_normal")
+    assert trainer.timestep_probabilities is not None
+    trainer.train()
+    assert trainer.progress.global_step == 2 and trainer.progress.history[-1]["train_loss"] < 10
 
 
 def test_checkpoints_rotate_and_are_never_partial(blobs, tmp_path):

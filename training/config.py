@@ -23,6 +23,7 @@ from transformers import HfArgumentParser
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
+TIMESTEP_SAMPLINGS = ("uniform", "log_normal")
 LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 LOGGERS = ("tensorboard", "wandb", "none")
@@ -97,6 +98,14 @@ class TrainConfig:
         "What the UNet predicts: the noise, the velocity v (Salimans & Ho 2022) or the clean image.")})
     snr_gamma: Optional[float] = field(default=5.0, metadata={"help": (
         "Min-SNR-gamma loss weighting (Hang et al. 2023, arXiv:2303.09556); None trains with plain MSE.")})
+    timestep_sampling: str = field(default="uniform", metadata={"choices": TIMESTEP_SAMPLINGS, "help": (
+        "How training draws t: `uniform` over 0..T-1 (Ho et al. 2020), or `log_normal`, where the noise level "
+        "sigma_t = sqrt((1 - a_t) / a_t) is log-normal with --log_normal_mean and --log_normal_std (EDM, Karras et "
+        "al. 2022, arXiv:2206.00364, sec. 5), putting the steps on the middle noise levels.")})
+    log_normal_mean: float = field(default=-1.2, metadata={"help": (
+        "Mean of log sigma_t for `--timestep_sampling log_normal` (EDM's P_mean).")})
+    log_normal_std: float = field(default=1.2, metadata={"help": (
+        "Standard deviation of log sigma_t for `--timestep_sampling log_normal` (EDM's P_std).")})
 
     # --- optimisation ---
     train_batch_size: int = field(default=64, metadata={"help": (
@@ -334,6 +343,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise ConfigError("--checkpoints_total_limit must be at least 1; leave it unset to keep every checkpoint.")
     if not 0.0 <= cfg.class_dropout < 1.0:
         raise ConfigError(f"--class_dropout must be in [0, 1) (got {cfg.class_dropout}).")
+    if cfg.log_normal_std <= 0:
+        raise ConfigError(f"--log_normal_std must be positive (got {cfg.log_normal_std}).")
     if cfg.snr_gamma is not None and cfg.snr_gamma <= 0:
         raise ConfigError(f"--snr_gamma must be positive (got {cfg.snr_gamma}); use `--snr_gamma none` for plain MSE.")
     if cfg.learning_rate is not None and cfg.learning_rate <= 0:

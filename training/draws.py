@@ -48,6 +48,12 @@ class GlobalBatchDraws:
         full = torch.randint(0, high, (batch_size * self.num_processes,), generator=self.generator, device=self.device)
         return self._mine(full, batch_size)
 
+    def categorical(self, probabilities: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """Indices drawn with `probabilities` (K,) (B,) for this process's images."""
+        full = torch.multinomial(probabilities.to(self.device), batch_size * self.num_processes, replacement=True,
+                                 generator=self.generator)
+        return self._mine(full, batch_size)
+
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}
 

@@ -27,7 +27,7 @@ from training.data import (DecodedImages, EpochBatchSampler, IndexedBatches, Ten
 from training.draws import GlobalBatchDraws
 from training.streaming import StreamedBatches, first_images
 from training.faults import Interrupted, SaveFailed, StopSignals, check_step, check_weights, save_failed_message
-from training.losses import diffusion_loss, training_target
+from training.losses import diffusion_loss, log_normal_timestep_probabilities, training_target
 from training.model import learning_rate
 from training.schedule import build_lr_scheduler
 from training.threads import default_cpu_threads
@@ -129,6 +129,10 @@ class Trainer:
         self.draws = GlobalBatchDraws(cfg.seed + DRAWS_SEED_OFFSET, accelerator.device, accelerator.num_processes,
                                       accelerator.process_index)
         accelerator.register_for_checkpointing(self.lr_scheduler, self.progress, self.draws)
+        self.timestep_probabilities = None
+        if cfg.timestep_sampling == "log_normal":
+            self.timestep_probabilities = log_normal_timestep_probabilities(
+                self.noise_scheduler, cfg.log_normal_mean, cfg.log_normal_std).to(accelerator.device)
         self.ema = None
         if cfg.use_ema:
             self.ema = EMAModel(self.unet.parameters(), decay=cfg.ema_max_decay, use_ema_warmup=True,
@@ -438,7 +442,10 @@ class Trainer:
         if cfg.random_flip:
             clean = random_hflip(clean, draws.uniform(batch_size))
         noise = draws.normal(clean.shape)  # eps ~ N(0, I)
-        timesteps = draws.integers(scheduler.config.num_train_timesteps, batch_size)  # t ~ U{0, ..., T-1}
+        if self.timestep_probabilities is None:
+            timesteps = draws.integers(scheduler.config.num_train_timesteps, batch_size)  # t ~ U{0, ..., T-1}
+        else:  # ln(sigma_t) ~ N(mean, std^2), EDM's training distribution (training/losses.py)
+            timesteps = draws.categorical(self.timestep_probabilities, batch_size)
         noisy = scheduler.add_noise(clean, noise, timesteps)  # x_t, eq. (4) of Ho et al. 2020
         class_labels = None
         if self.null_class is not None:

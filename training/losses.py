@@ -30,6 +30,23 @@ def training_target(scheduler: DDPMScheduler, clean: torch.Tensor, noise: torch.
     return clean
 
 
+def log_normal_timestep_probabilities(scheduler: DDPMScheduler, mean: float, std: float) -> torch.Tensor:
+    """P(t) for t in 0..T-1 such that the noise level sigma_t is log-normal, (T,), summing to 1.
+
+    x_t = sqrt(a_t) x_0 + sqrt(1 - a_t) eps is x_0 + sigma_t eps scaled by sqrt(a_t), with sigma_t =
+    sqrt((1 - a_t) / a_t), so EDM's ln(sigma) ~ N(mean, std^2) (Karras et al. 2022, arXiv:2206.00364, sec. 5,
+    P_mean = -1.2, P_std = 1.2) carries over to discrete timesteps: each t gets the normal mass of its cell of
+    ln(sigma), bounded by the midpoints to its neighbours (the first and last cells reach to -inf and +inf).
+    """
+    alphas_cumprod = scheduler.alphas_cumprod.double()  # a_t, increasing noise with t
+    log_sigma = 0.5 * torch.log((1 - alphas_cumprod) / alphas_cumprod)  # (T,), increasing
+    edges = torch.cat([log_sigma.new_tensor([-torch.inf]), (log_sigma[1:] + log_sigma[:-1]) / 2,
+                       log_sigma.new_tensor([torch.inf])])
+    cdf = torch.distributions.Normal(mean, std).cdf(edges)
+    probabilities = (cdf[1:] - cdf[:-1]).clamp(min=0)
+    return (probabilities / probabilities.sum()).float()
+
+
 def snr_weights(scheduler: DDPMScheduler, timesteps: torch.Tensor, snr_gamma: float) -> torch.Tensor:
     """Min-SNR-gamma loss weights (Hang et al. 2023, arXiv:2303.09556, eq. (7)), (B,).
 
