@@ -51,7 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--points", type=float, nargs="+", default=[2, 5, 10, 20],
                         help="minutes at which each recipe is scored (those past --minutes are dropped; "
                              "--minutes itself is always one)")
-    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=RECIPES, help="recipes to train")
+    parser.add_argument("--recipes", nargs="*", default=list(RECIPES), choices=RECIPES,
+                        help="recipes to train (none: only the --variant ones)")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME:FLAGS",
                         help="also train `default` with these train_ddpm.py flags, under NAME")
     parser.add_argument("--mode", choices=("pinned", "sequential"), default=None,
@@ -62,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--plot", type=Path, default=None, help="where the plot goes (default OUTPUT_DIR/plot.png)")
     parser.add_argument("--skip_training", action="store_true", help="score and report recipes trained before")
     args = parser.parse_args(argv)
+    if not args.recipes and not args.variant:
+        parser.error("nothing to train: name --recipes or a --variant")
     args.points = sorted({p for p in args.points if p < args.minutes} | {args.minutes})
     args.classifier = args.classifier or str(Path("classifiers", args.dataset))
     args.mode = args.mode or ("pinned" if len(os.sched_getaffinity(0)) > 1 else "sequential")

@@ -30,6 +30,14 @@ def test_every_recipe_trains_with_the_same_budget_data_and_snapshots(tmp_path):
     assert all((REPO_ROOT / path).is_file() for path in ttq.RECIPE_FILES.values())
 
 
+def test_variants_alone_train_without_the_baselines_and_nothing_at_all_is_refused(tmp_path, capsys):
+    args = ttq.parse_args(["--output_dir", str(tmp_path), "--recipes", "--variant", "narrow:--block_out_channels 16 64 64"])
+    assert list(ttq.recipe_commands(args)) == ["narrow"]
+    with pytest.raises(SystemExit):
+        ttq.parse_args(["--output_dir", str(tmp_path), "--recipes"])
+    assert "nothing to train" in capsys.readouterr().err
+
+
 def test_report_puts_each_score_next_to_its_floor(tmp_path):
     args = ttq.parse_args(["--minutes", "2", "--points", "1", "--output_dir", str(tmp_path), "--recipes", "default"])
     (tmp_path / "default").mkdir()
