@@ -38,7 +38,7 @@ def log_normal_timestep_probabilities(scheduler: DDPMScheduler, mean: float, std
     P_mean = -1.2, P_std = 1.2) carries over to discrete timesteps: each t gets the normal mass of its cell of
     ln(sigma), bounded by the midpoints to its neighbours (the first and last cells reach to -inf and +inf).
     """
-    alphas_cumprod = scheduler.alphas_cumprod.double()  # a_t, increasing noise with t
+    alphas_cumprod = scheduler.alphas_cumprod.double()  # a_t, decreasing in t (more noise)
     log_sigma = 0.5 * torch.log((1 - alphas_cumprod) / alphas_cumprod)  # (T,), increasing
     edges = torch.cat([log_sigma.new_tensor([-torch.inf]), (log_sigma[1:] + log_sigma[:-1]) / 2,
                        log_sigma.new_tensor([torch.inf])])
