@@ -149,12 +149,12 @@ def data_path_setups(args, data, device, precision: str, threads: int, folder: P
     split, column = data.splits["train"], data.image_column
     channels = image_channels(first_image(split, column))
     stream = resolve_dataset(str(parquet_copy(data, folder)), streaming=True).splits["train"]
+    def feed(dataset, workers=0):
+        loader = make_loader(dataset, EpochBatchSampler(len(split), args.batch_size, seed=0), workers)
+        return forever(loader, lambda batch: to_model_range(batch[0]))
+
     setups = []
     for resolution in args.resolutions:
-        def feed(dataset, workers=0):
-            loader = make_loader(dataset, EpochBatchSampler(len(split), args.batch_size, seed=0), workers)
-            return forever(loader, lambda batch: to_model_range(batch[0]))
-
         def setup(name, batches):
             return Setup(f"{name}, {resolution} px", "tiny", channels, batches, resolution, precision, threads, device)
 
@@ -207,7 +207,7 @@ def main() -> None:
         folder = Path(tempfile.mkdtemp(prefix="stream-"))
         try:
             setups = data_path_setups(args, data, device, precisions[0], threads, folder)
-            measure_and_print(setups, args, f"{len(split)} training images, device {device}", baseline=0)
+            measure_and_print(setups, args, f"{len(split)} training images, device {device}")
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return
@@ -226,11 +226,11 @@ def main() -> None:
                 for precision in precisions[:2]:
                     setups.append(Setup("tiny", preset, channels, our_batches(), resolution, precision, other, device))
 
-    measure_and_print(setups, args, f"{len(split)} training images, {resolution} px, device {device}", baseline=0)
+    measure_and_print(setups, args, f"{len(split)} training images, {resolution} px, device {device}")
 
 
-def measure_and_print(setups: list[Setup], args, what: str, baseline: int) -> None:
-    """Time every setup in interleaved rounds and print the table (speeds relative to `setups[baseline]`)."""
+def measure_and_print(setups: list[Setup], args, what: str) -> None:
+    """Time every setup in interleaved rounds and print the table (speeds relative to the first setup)."""
     with other_jobs(args.busy):
         for setup in setups:  # warm-up: first-call allocations and kernel selection
             setup.measure(1)
@@ -240,10 +240,10 @@ def measure_and_print(setups: list[Setup], args, what: str, baseline: int) -> No
                 setup.measure(args.steps)
             print(f"round {round_index + 1}/{args.rounds} done", flush=True)
 
-    reference = statistics.median(setups[baseline].images)
+    reference = statistics.median(setups[0].images)
     print(f"\n{what}, batch {args.batch_size}, {args.rounds} rounds x {args.steps} steps, medians, {args.busy} "
           f"busy-loop process(es) alongside\n")
-    print(f"| configuration | params | precision | threads | images/s | waiting for data | vs {setups[baseline].name} |")
+    print(f"| configuration | params | precision | threads | images/s | waiting for data | vs {setups[0].name} |")
     print("|---|---|---|---|---|---|---|")
     for setup in setups:
         speed = statistics.median(setup.images)
