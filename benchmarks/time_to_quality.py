@@ -179,6 +179,10 @@ def report(args, rows: dict[str, list[dict]], facts: dict[str, dict]) -> str:
              f"{args.num_samples} samples per point, the model's saved sampler; in brackets the real-data floor.", "",
              "| recipe | minutes | steps | images/s | threads | recognisable | Fréchet distance | FD / floor | "
              "precision | recall |", "|---|---|---|---|---|---|---|---|---|---|"]
+    # Class-conditional models also get the share of samples read as the class asked for.
+    conditional = any("class_accuracy" in row["samples"] for points in rows.values() for row in points)
+    if conditional:
+        lines[-2:] = [lines[-2] + " requested class recognised |", lines[-1] + "---|"]
     for name, points in rows.items():
         batch = batch_size(args, name)
         for row in points:
@@ -190,8 +194,16 @@ def report(args, rows: dict[str, list[dict]], facts: dict[str, dict]) -> str:
                 f"{100 * samples['recognisable']:.1f}% ({100 * floor['recognisable']:.1f}%) | "
                 f"{samples['frechet_distance']:.2f} ({floor['frechet_distance']:.2f}) | "
                 f"{samples['frechet_distance'] / floor['frechet_distance']:.1f}x | "
-                f"{samples['precision']:.3f} ({floor['precision']:.3f}) | {samples['recall']:.3f} ({floor['recall']:.3f}) |")
+                f"{samples['precision']:.3f} ({floor['precision']:.3f}) | {samples['recall']:.3f} ({floor['recall']:.3f}) |"
+                + (f" {requested_class(samples, floor)} |" if conditional else ""))
     return "\n".join(lines)
+
+
+def requested_class(samples: dict, floor: dict) -> str:
+    """The requested class recognised next to the classifier's accuracy on real test images ("–": unconditional)."""
+    if "class_accuracy" not in samples:
+        return "–"
+    return f"{100 * samples['class_accuracy']:.1f}% ({100 * floor['class_accuracy']:.1f}%)"
 
 
 def batch_size(args, name: str) -> int:

@@ -50,8 +50,21 @@ def test_report_puts_each_score_next_to_its_floor(tmp_path):
     row = table.splitlines()[-1]
     assert row.startswith("| default | 2 | 600 | 320 | 1 | 80.0% (98.0%) | 2.00 (0.50) | 4.0x |"), row
     assert "pinned" in table.splitlines()[0] or "all cores" in table.splitlines()[0]
+    assert "requested class" not in table
     ttq.plot(rows, tmp_path / "plot.png", "title")
     assert (tmp_path / "plot.png").stat().st_size > 1000
+
+
+def test_report_adds_the_requested_class_for_class_conditional_recipes(tmp_path):
+    args = ttq.parse_args(["--minutes", "2", "--points", "1", "--output_dir", str(tmp_path), "--recipes", "default"])
+    floor = {"recognisable": 0.9, "frechet_distance": 2.0, "precision": 0.9, "recall": 0.9, "class_accuracy": 0.953}
+    conditional = {"recognisable": 0.8, "frechet_distance": 4.0, "precision": 0.7, "recall": 0.6, "class_accuracy": 0.912}
+    unconditional = {key: value for key, value in conditional.items() if key != "class_accuracy"}
+    rows = {name: [{"minutes": 2, "global_step": 60, "training_time_s": 60.0, "samples": samples, "floor": floor}]
+            for name, samples in (("cond", conditional), ("uncond", unconditional))}
+    table = ttq.report(args, rows, {}).splitlines()
+    assert table[2].endswith("| recall | requested class recognised |") and table[3].count("---") == 11
+    assert table[-2].endswith("| 91.2% (95.3%) |") and table[-1].endswith("| – |")
 
 
 @pytest.mark.slow
