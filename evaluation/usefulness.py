@@ -47,7 +47,7 @@ class UsefulnessConfig:
     data_dir: str = field(default="data", metadata={"help": "Where the named datasets live (<data_dir>/<name>)."})
     per_class: int = field(default=200, metadata={"help": "Generated images per class."})
     fractions: list[float] = field(default_factory=lambda: [0.02, 0.05, 0.1, 0.25], metadata={
-        "help": "Per-class shares of the real training split for the augmentation curve (none: skip it)."})
+        "help": "Per-class shares of the real training split for the augmentation curve (`--fractions 0`: skip it)."})
     guidance_scale: float = field(default=2.0, metadata={"help": "Classifier-free guidance of the samples."})
     num_inference_steps: Optional[int] = field(default=None, metadata={"help": "Denoising steps (default: saved)."})
     scheduler: Optional[str] = field(default=None, metadata={"help": "Sampler (default: the model's saved one)."})
@@ -154,7 +154,12 @@ def usefulness(model: str, config: UsefulnessConfig) -> dict:
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> tuple[UsefulnessConfig, str]:
+    """Parse and check the command line; exits with one line on a bad argument.
+
+    Returns:
+        The config (with `--fractions 0` dropped, so an empty list skips the augmentation curve) and the model.
+    """
     parser = HfArgumentParser(UsefulnessConfig, prog="python -m evaluation.usefulness",
                               description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="A class-conditional pipeline folder (train_ddpm.py --output_dir) or Hub id.")
@@ -162,10 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     model = extra.model
     if config.per_class < 1 or config.num_epochs < 1 or config.batch_size < 1:
         parser.error("--per_class, --num_epochs and --batch_size must be at least 1")
-    if any(not 0 < f <= 1 for f in config.fractions):
-        parser.error("--fractions must lie in (0, 1]")
+    if any(not 0 <= f <= 1 for f in config.fractions):
+        parser.error("--fractions must lie in (0, 1], or be 0 to skip the augmentation curve")
+    config.fractions = [f for f in config.fractions if f > 0]
     if config.push_to_hub and not config.save_dataset:
         parser.error("--push_to_hub needs --save_dataset DIR")
+    return config, model
+
+
+def main(argv: list[str] | None = None) -> int:
+    config, model = parse_args(argv)
     try:
         results = usefulness(model, config)
     except EvaluationError as error:

@@ -11,7 +11,7 @@ import data_prep
 from evaluation import usefulness as usefulness_module
 from evaluation.data import split_to_tensors
 from evaluation.memorisation import memorisation_check
-from evaluation.usefulness import main
+from evaluation.usefulness import main, parse_args
 from pipelines import save_pipeline
 from tests.evaluation_helpers import SHAPES, make_shapes_dataset
 from tests.pipeline_helpers import tiny_unet
@@ -73,6 +73,16 @@ def test_an_unconditional_model_is_refused_with_one_line(shapes, tmp_path, capsy
     assert main([str(tmp_path / "uncond"), "--dataset", str(dataset), "--output_dir", str(tmp_path / "o"), *FAST]) == 2
     assert "needs a class-conditional model" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_fractions_zero_skips_the_augmentation_curve_and_a_share_above_one_is_refused(capsys):
+    config, model = parse_args(["m", "--dataset", "d", "--output_dir", "o", "--fractions", "0"])
+    assert config.fractions == [] and model == "m"
+    config, _ = parse_args(["m", "--dataset", "d", "--output_dir", "o", "--fractions", "0.05", "0"])
+    assert config.fractions == [0.05]
+    with pytest.raises(SystemExit):
+        parse_args(["m", "--dataset", "d", "--output_dir", "o", "--fractions", "1.5"])
+    assert "--fractions must lie in (0, 1]" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

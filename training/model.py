@@ -6,7 +6,7 @@ Presets (parameter counts for 1-channel 28 px data; the class embedding of a con
 
 | preset | block_out_channels | layers | attention at | parameters | meant for |
 |--------|--------------------|--------|--------------|------------|-----------|
-| tiny   | (32, 64, 64)       | 1      | none         | 1.0M       | a 2-core CPU: readable digits in minutes |
+| tiny   | (16, 32, 64)       | 1      | none         | 0.6M       | a 2-core CPU: readable digits in minutes |
 | small  | (64, 128, 128)     | 2      | 7x7          | 6.5M       | a laptop CPU for hours, or any GPU |
 | base   | (128, 256, 256)    | 2      | 14x14, 7x7   | 27M        | a GPU; the 46 Persian classes at their best |
 
@@ -36,7 +36,7 @@ class Preset:
 
 
 PRESETS = {
-    "tiny": Preset((32, 64, 64), 1, (), 8, 0.0, 1e-3),
+    "tiny": Preset((16, 32, 64), 1, (), 8, 0.0, 1e-3),
     "small": Preset((64, 128, 128), 2, (2,), 32, 0.1, 5e-4),
     "base": Preset((128, 256, 256), 2, (1, 2), 32, 0.1, 2e-4),
 }
