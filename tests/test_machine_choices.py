@@ -19,7 +19,7 @@ from training.config import TrainConfig
 from training.model import build_noise_scheduler
 from training.precision import resolve_mixed_precision
 from training.schedule import build_lr_scheduler
-from training.threads import busy_cores_elsewhere, default_cpu_threads
+from training.threads import SlowdownWatch, busy_cores_elsewhere, default_cpu_threads
 
 X86_WITH = "processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_tile\n"
 X86_WITHOUT = "processor\t: 0\nmodel name\t: Other CPU\nflags\t\t: fpu sse avx2 avx512f avx512_vnni\n"
@@ -130,6 +130,20 @@ def test_another_jobs_cpu_use_is_counted():
         except psutil.NoSuchProcess:
             pass
     assert busy > 0.6
+
+
+def test_a_slowdown_mid_run_is_told_once_and_a_single_slow_window_is_not(monkeypatch):
+    monkeypatch.setattr(threads, "busy_cores_elsewhere", lambda seconds: 1.0)
+    watch = SlowdownWatch(skip=2, reference=4, recent=3, ratio=0.6)
+    # Start-up windows are ignored; the run's own speed is then ~300 images/s, one window (a validation pass) slow.
+    warnings = [watch.update(speed) for speed in (40, 90, 300, 310, 290, 305, 80, 300, 295)]
+    assert watch.reference == 305 and warnings == [None] * 9
+    warnings = [watch.update(speed) for speed in (120, 110, 115, 100, 118)]  # another job takes a core
+    told = [w for w in warnings if w is not None]
+    assert len(told) == 1 and "120 images/s from 305" in told[0] and "about 1.0" in told[0]
+    assert warnings.index(told[0]) == 1  # as soon as most of the recent windows are slow
+    again = [watch.update(speed) for speed in (300, 300, 300, 100, 100, 100)]  # back to speed, then slow again
+    assert sum(w is not None for w in again) == 1
 
 
 def cosine_scheduler(budget, minutes=10.0, schedule="cosine"):

@@ -30,7 +30,7 @@ from training.faults import Interrupted, SaveFailed, StopSignals, check_step, ch
 from training.losses import diffusion_loss, log_normal_timestep_probabilities, training_target
 from training.model import learning_rate
 from training.schedule import build_lr_scheduler
-from training.threads import default_cpu_threads
+from training.threads import SlowdownWatch, default_cpu_threads
 from training.plots import plot_loss_curve, write_loss_csv
 from training.sample_quality import FidCheck, load_eval_classifier
 from training.validation import ValidationSet, log_grid, sample_grid, save_grid
@@ -152,6 +152,7 @@ class Trainer:
                                       cfg.num_inference_steps, cfg.seed)
         self.last_grid = None
         self.timed_out = False  # stopped by --max_train_minutes
+        self.slowdown = SlowdownWatch()  # warns when other work takes the cores mid-run
 
     # ----- set-up helpers -----
     def _labels(self, split) -> torch.Tensor | None:
@@ -268,7 +269,8 @@ class Trainer:
                 progress.training_time_s += elapsed
                 train_loss = accelerator.reduce(loss_sum, reduction="mean").item() / steps_in_window
                 speed = steps_in_window * accum * images_per_micro_batch / elapsed
-                self._record(step, train_loss=train_loss, lr=self.lr_scheduler.get_last_lr()[0])
+                self._record(step, train_loss=train_loss, lr=self.lr_scheduler.get_last_lr()[0], img_s=round(speed, 1))
+                self._watch_speed(speed)
                 if cfg.max_train_minutes is not None:  # the bar counts seconds of the budget
                     bar.update(min(bar.total, round(progress.training_time_s)) - bar.n)
                 bar.set_postfix(step=step, loss=f"{train_loss:.4f}", lr=f"{self.lr_scheduler.get_last_lr()[0]:.2e}",
@@ -289,6 +291,12 @@ class Trainer:
             if step >= self.max_train_steps:
                 break
         bar.close()
+
+    def _watch_speed(self, images_per_s: float) -> None:
+        """One line above the progress bar when other work has slowed the run down (`SlowdownWatch`)."""
+        warning = self.slowdown.update(images_per_s)
+        if warning is not None and self.accelerator.is_local_main_process:
+            tqdm.write(warning)
 
     def _progress_bar(self) -> tqdm:
         """Steps of `max_train_steps`, or, with `--max_train_minutes`, seconds of the budget (so that its time

@@ -10,11 +10,11 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display on training machines
 import matplotlib.pyplot as plt  # noqa: E402
 
-CSV_COLUMNS = ("step", "train_loss", "val_loss", "fid", "lr", "time_s")
+CSV_COLUMNS = ("step", "train_loss", "val_loss", "fid", "lr", "img_s", "time_s")
 
 
 def write_loss_csv(history: list[dict], path: str | Path) -> None:
-    """Write rows of {"step", "train_loss", "val_loss", "fid", "lr", "time_s"} (missing values left empty)."""
+    """Write rows of {"step", "train_loss", "val_loss", "fid", "lr", "img_s", "time_s"} (missing values left empty)."""
     path = Path(path)
     partial = path.with_name(f".{path.name}.partial")
     with open(partial, "w", newline="", encoding="utf-8") as handle:

@@ -71,3 +71,56 @@ def default_cpu_threads(num_local_processes: int, busy: float | None = None) -> 
     busy = busy_cores_elsewhere() if busy is None else busy
     share = cores // max(1, num_local_processes)
     return max(1, min(share, cores - int(busy + 0.5)))
+
+
+class SlowdownWatch:
+    """Tells the user once when training has become much slower than it was early in the same run.
+
+    The threads are chosen at start-up; a job started later takes cores from the run without a word, and a
+    run with `--max_train_minutes` then makes far fewer steps: on a 2-core Xeon, a Persian run that shared
+    its cores with other work made 632 ms a step against 330-400 ms idle (docs/benchmarks.md). Speeds are
+    compared as medians over several logging windows, so that one window holding a validation pass, a
+    sample grid or a checkpoint does not count as a slowdown.
+
+    Args:
+        skip (`int`): first windows left out (start-up, allocator warm-up).
+        reference (`int`): windows after those whose median is the run's own speed.
+        recent (`int`): latest windows whose median is compared with it.
+        ratio (`float`): a recent median below `ratio` times the reference is a slowdown.
+    """
+
+    def __init__(self, skip: int = 3, reference: int = 10, recent: int = 5, ratio: float = 0.6):
+        self.skip, self.reference_size, self.recent_size, self.ratio = skip, reference, recent, ratio
+        self.seen, self.early, self.recent = 0, [], []
+        self.slow = False
+
+    @property
+    def reference(self) -> float | None:
+        """The median images/s of the reference windows, once they are all in."""
+        if len(self.early) < self.reference_size:
+            return None
+        return sorted(self.early)[len(self.early) // 2]
+
+    def update(self, images_per_s: float) -> str | None:
+        """Add one logging window's speed; returns a one-line warning when a slowdown begins, else None."""
+        self.seen += 1
+        if self.seen <= self.skip:
+            return None
+        if self.reference is None:
+            self.early.append(images_per_s)
+            return None
+        self.recent = [*self.recent, images_per_s][-self.recent_size:]
+        if len(self.recent) < self.recent_size:
+            return None
+        now = sorted(self.recent)[len(self.recent) // 2]
+        if self.slow:  # warn again only after the speed has come back
+            self.slow = now < 0.8 * self.reference
+            return None
+        if now >= self.ratio * self.reference:
+            return None
+        self.slow = True
+        busy = busy_cores_elsewhere(0.2)
+        others = (f"other programs are using about {busy:.1f} of this machine's {psutil.cpu_count()} cores"
+                  if busy >= 0.5 else "other programs may be using this machine's cores or memory bandwidth")
+        return (f"Training slowed to {now:.0f} images/s from {self.reference:.0f} early in the run: {others}. "
+                "With --max_train_minutes the run makes fewer steps; stop them or give the run the machine alone.")
