@@ -10,6 +10,7 @@ after `pip install` or `data_prep` an idle machine looked busy and trained on on
 from __future__ import annotations
 
 import os
+import statistics
 
 import psutil
 
@@ -78,7 +79,7 @@ class SlowdownWatch:
 
     The threads are chosen at start-up; a job started later takes cores from the run without a word, and a
     run with `--max_train_minutes` then makes far fewer steps: on a 2-core Xeon, a Persian run that shared
-    its cores with other work made 632 ms a step against 330-400 ms idle (docs/benchmarks.md). Speeds are
+    its cores with other work made 632 ms a step against 330-400 ms on the idle machine. Speeds are
     compared as medians over several logging windows, so that one window holding a validation pass, a
     sample grid or a checkpoint does not count as a slowdown.
 
@@ -99,7 +100,7 @@ class SlowdownWatch:
         """The median images/s of the reference windows, once they are all in."""
         if len(self.early) < self.reference_size:
             return None
-        return sorted(self.early)[len(self.early) // 2]
+        return statistics.median_high(self.early)
 
     def update(self, images_per_s: float) -> str | None:
         """Add one logging window's speed; returns a one-line warning when a slowdown begins, else None."""
@@ -112,7 +113,7 @@ class SlowdownWatch:
         self.recent = [*self.recent, images_per_s][-self.recent_size:]
         if len(self.recent) < self.recent_size:
             return None
-        now = sorted(self.recent)[len(self.recent) // 2]
+        now = statistics.median_high(self.recent)
         if self.slow:  # warn again only after the speed has come back
             self.slow = now < 0.8 * self.reference
             return None
