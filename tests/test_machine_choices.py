@@ -146,6 +146,31 @@ def test_a_slowdown_mid_run_is_told_once_and_a_single_slow_window_is_not(monkeyp
     assert sum(w is not None for w in again) == 1
 
 
+def test_a_slowdown_with_nothing_else_running_is_not_blamed_on_other_programs(monkeypatch):
+    busy = {"cores": 0.0}
+    monkeypatch.setattr(threads, "busy_cores_elsewhere", lambda seconds: busy["cores"])
+    monkeypatch.setattr(threads, "steal_share", lambda seconds: 0.0)
+    watch = SlowdownWatch(skip=1, reference=3, recent=3, ratio=0.8)
+    # Fast early windows, then the CPU's own steady speed (the two-process run on an idle Xeon): no warning,
+    # and that speed becomes the run's own...
+    warnings = [watch.update(speed) for speed in (50, 290, 295, 290, 210, 205, 210, 212, 208)]
+    assert warnings == [None] * 9 and watch.reference == 210
+    # ...so that a job started later is still told, measured from the steady speed.
+    busy["cores"] = 1.0
+    warnings = [watch.update(speed) for speed in (120, 118, 121)]
+    told = [w for w in warnings if w is not None]
+    assert len(told) == 1 and "from 210" in told[0] and "stop them" in told[0]
+
+
+def test_a_virtual_machines_host_taking_the_cpu_is_named(monkeypatch):
+    monkeypatch.setattr(threads, "busy_cores_elsewhere", lambda seconds: 0.1)
+    monkeypatch.setattr(threads, "steal_share", lambda seconds: 0.4)
+    watch = SlowdownWatch(skip=0, reference=2, recent=2, ratio=0.6)
+    told = [w for w in (watch.update(speed) for speed in (300, 300, 100, 100)) if w is not None]
+    assert len(told) == 1 and "40% of its CPU time" in told[0] and "other programs" not in told[0]
+    assert 0.0 <= threads.steal_share(0.05) <= 1.0
+
+
 def cosine_scheduler(budget, minutes=10.0, schedule="cosine"):
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     cfg = TrainConfig(lr_scheduler=schedule, lr_warmup_steps=10, max_train_minutes=minutes)
