@@ -159,14 +159,16 @@ def cpu_description() -> str:
     """The CPU model and whether it computes bf16 natively (timings mean little without them)."""
     from pipelines.fast_inference import cpu_has_native_bf16
 
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.lower().startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    fields = {}
+    try:  # the first processor's fields; a VM guest often shows only "AMD EPYC", so family and model go too
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").split("\n\n")[0].splitlines():
+            key, _, value = line.partition(":")
+            fields[key.strip().lower()] = value.strip()
     except OSError:
         pass
+    model = fields.get("model name", "unknown CPU")
+    if "cpu family" in fields and "model" in fields:
+        model += f" (family {fields['cpu family']}, model {fields['model']})"
     bf16 = {True: "native bf16", False: "no native bf16", None: "bf16 support unknown"}[cpu_has_native_bf16()]
     return f"{model}, {len(os.sched_getaffinity(0))} cores, {bf16}"
 

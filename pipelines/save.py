@@ -36,8 +36,8 @@ def save_pipeline(
 ) -> None:
     """Save `unet` and `scheduler` to `output_dir` as a pipeline with a model card.
 
-    The training scheduler is saved as the default sampler (DPM-Solver++, same noise schedule and prediction
-    type), so generation is fast whichever pipeline loads the folder.
+    The training scheduler is saved as the default sampler (`fast_sampler`: SDE-DPM-Solver++, same noise schedule
+    and prediction type), so generation is fast whichever pipeline loads the folder.
 
     - Unconditional (`class_names` None): a plain `DDPMPipeline` folder; stock
       `DDPMPipeline.from_pretrained(output_dir)` loads and runs it, and so does `GlyphDDPMPipeline`.
