@@ -7,8 +7,8 @@ DownBlock2D/UpBlock2D levels, no attention, one ResNet block per level, 8 norm g
 over 1000 steps, epsilon targets, plain MSE; AdamW 1e-3, 100 warm-up steps, then cosine decay to the
 step count estimated from the first 50 steps' speed; batches of 64 drawn at random from one in-memory
 tensor; bf16 autocast (where the CPU has native bf16); gradient clipping at 1; EMA with a constant
-decay of 0.999. Saved (at `--snapshot_minutes` and at the end) with `save_pipeline`, so with the same default sampler
-as every other recipe (SDE-DPM-Solver++, 10 steps).
+decay of 0.999. Saved (at `--snapshot_minutes` and at the end) with `save_pipeline`, so with the
+same default sampler as every other recipe (SDE-DPM-Solver++, 10 steps).
 """
 
 from __future__ import annotations
