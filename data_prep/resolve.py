@@ -17,6 +17,7 @@ downloaded whole; a folder of parquet or arrow files is read file by file), for 
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,10 +72,31 @@ def looks_like_hub_id(text: str) -> bool:
     )
 
 
+def missing_local_path(text: str) -> str | None:
+    """A sentence for a `--dataset` that is meant as a local path but exists nowhere, or None.
+
+    A value is meant as a path when it starts like one (`/`, `./`, `../`, `~`) or when its first component is a
+    folder here (`data/mnits` beside `data/`): such a value is reported at once with the nearest existing names,
+    rather than tried on the Hub first.
+    """
+    path = Path(text).expanduser()
+    first = Path(text).parts[0] if Path(text).parts else ""
+    if path.exists() or not (text.startswith(("/", "./", "../", "~")) or (len(Path(text).parts) > 1
+                                                                           and Path(first).is_dir())):
+        return None
+    parent = path.parent
+    while not parent.is_dir() and parent != parent.parent:
+        parent = parent.parent
+    near = difflib.get_close_matches(path.name, [p.name for p in parent.iterdir() if p.is_dir()], n=1) \
+        if parent == path.parent else []
+    hint = f" (did you mean {parent / near[0]}?)" if near else ""
+    return f"no such folder: {text}{hint}"
+
+
 def _prepare_command(name: str, data_dir: Path) -> str:
     # MNIST from the Hub id (or a folder of LeCun's IDX files); Persian from Hoda's digit and character .cdb files.
     source = {"mnist": " --source ylecun/mnist",
-              "persian": " --source HODA_DIGITS.cdb HODA_LETTERS.cdb"}.get(name, "")
+              "persian": " --source PATH/TO/digits.cdb PATH/TO/letters.cdb"}.get(name, "")
     return f"python -m data_prep {name}{source} --output_dir {data_dir / name}"
 
 
@@ -130,6 +152,8 @@ def _load_any(dataset: str, data_dir: Path, streaming: bool = False):
         loaded = _load_folder(dataset, path, streaming)
     elif path.exists():
         raise DataError(f"--dataset {dataset}: a file, not a dataset folder; pass a save_to_disk or image folder.")
+    elif (missing := missing_local_path(dataset)) is not None:
+        raise DataError(f"--dataset {dataset}: {missing}.")
     elif not looks_like_hub_id(dataset):
         raise DataError(f"--dataset {dataset}: no such folder, and not a named dataset "
                         f"({', '.join(NAMED_DATASETS)}) or a Hub dataset id.")

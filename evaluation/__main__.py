@@ -1,4 +1,4 @@
-"""`python -m evaluation MODEL --dataset D --output_dir OUT`: score a trained model's samples.
+"""`python -m evaluation MODEL --dataset D [--output_dir OUT]`: score a trained model's samples.
 
 Samples N images (seeded, batched), scores them in a domain classifier's feature space against the
 dataset's test split (Fréchet distance, KID, precision/recall, and for class-conditional models the share
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{metrics['images_per_s']:.1f} images/s) against {metrics['num_test_images']} test images:"
     )
     print(summary_table(metrics))
-    print(f"wrote {config.output_dir}/metrics.json and per_class.md")
+    print(f"wrote {metrics['output_dir']}/metrics.json and per_class.md")
     return 0
 
 

@@ -1,12 +1,12 @@
 """Score a trained diffusion model: sample, extract classifier features, compare with real data."""
 
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
-from data_prep.resolve import NAMED_DATASETS
 from evaluation.classifier import load_feature_extractor
 from evaluation.data import resolve_labelled
 from evaluation.errors import EvaluationError
@@ -29,11 +29,13 @@ class EvaluationConfig:
         metadata={"help": "The model's dataset, any train_ddpm.py --dataset: mnist, persian or glyphs (under "
                           "--data_dir), a save_to_disk folder, an image folder (one sub-folder per class) or a Hub id."}
     )
-    output_dir: str = field(metadata={"help": "Where metrics.json, the per-class table and a sample grid go."})
+    output_dir: str | None = field(default=None, metadata={"help": (
+        "Where metrics.json, the per-class table and a sample grid go; default eval/<the model folder's name>.")})
     data_dir: str = field(default="data", metadata={"help": "Where the named datasets live (<data_dir>/<name>)."})
     classifier: str | None = field(
         default=None,
-        metadata={"help": "Domain classifier folder (python -m evaluation.train_classifier); default classifiers/<name>."},
+        metadata={"help": "Domain classifier folder (python -m evaluation.train_classifier); default "
+                          "classifiers/<dataset>, trained there with that command's defaults on first use."},
     )
     num_samples: int = field(default=1000, metadata={"help": "Images to sample (equal numbers per class)."})
     batch_size: int = field(default=100, metadata={"help": "Images per pipeline call."})
@@ -98,19 +100,29 @@ def load_pipeline(model: str, config: EvaluationConfig) -> GlyphDDPMPipeline:
     return pipeline.to(config.device)
 
 
-def default_classifier(dataset: str) -> str:
-    """classifiers/<name> for the named datasets."""
-    if dataset not in NAMED_DATASETS:
-        raise EvaluationError(
-            f"--classifier is needed for --dataset {dataset}; train one with "
-            f"`python -m evaluation.train_classifier --dataset {dataset} --output_dir DIR`"
-        )
-    if not Path("classifiers", dataset).is_dir():
-        raise EvaluationError(
-            f"no classifier at classifiers/{dataset}; train it with "
-            f"`python -m evaluation.train_classifier --dataset {dataset} --output_dir classifiers/{dataset}`"
-        )
-    return str(Path("classifiers", dataset))
+def default_output_dir(model: str) -> str:
+    """eval/<name>: the last component of the model's folder or Hub id."""
+    return str(Path("eval", Path(model.rstrip("/")).name or "model"))
+
+
+def default_classifier(dataset: str, data_dir: str, seed: int) -> str:
+    """classifiers/<dataset>, trained there first (with `python -m evaluation.train_classifier`'s defaults) when
+    it is not there yet, so that `python -m evaluation MODEL --dataset D` needs no other step.
+
+    Raises:
+        `EvaluationError`: the dataset cannot be used to train one (no labels, not found).
+    """
+    folder = Path("classifiers", Path(dataset.rstrip("/")).name)
+    if (folder / "config.json").is_file():
+        return str(folder)
+    from evaluation.train_classifier import ClassifierTrainingConfig, train_classifier  # only when needed
+
+    print(f"no classifier at {folder}: training one on --dataset {dataset} (as `python -m evaluation.train_classifier"
+          f" --dataset {dataset} --output_dir {folder}`; a few minutes on a CPU)", file=sys.stderr)
+    results = train_classifier(ClassifierTrainingConfig(dataset=dataset, output_dir=str(folder), data_dir=data_dir,
+                                                        seed=seed, overwrite=folder.exists()))
+    print(f"classifier saved to {folder}: test accuracy {results['test_accuracy']:.2%}", file=sys.stderr)
+    return str(folder)
 
 
 def per_class_rows(names, test_labels, test_predictions, sample_predictions, class_scores) -> list[dict]:
@@ -163,7 +175,7 @@ def load_inputs(model: str, config: EvaluationConfig):
         `EvaluationError`: one of them is missing, or they were made for different classes.
     """
     data = resolve_labelled(config.dataset, config.data_dir, config.seed)
-    classifier_dir = config.classifier or default_classifier(config.dataset)
+    classifier_dir = config.classifier or default_classifier(config.dataset, config.data_dir, config.seed)
     extractor = load_feature_extractor(classifier_dir, device=config.device)
     if extractor.class_names != data.class_names:
         raise EvaluationError(f"--classifier {classifier_dir} was trained on other classes than --dataset {config.dataset}")
@@ -189,7 +201,7 @@ def evaluate_model(model: str, config: EvaluationConfig) -> dict:
     Raises:
         `EvaluationError`: bad model, dataset, classifier or output folder.
     """
-    output_dir = Path(config.output_dir)
+    output_dir = Path(config.output_dir or default_output_dir(model))
     if output_dir.exists() and not config.overwrite:
         raise EvaluationError(f"--output_dir {output_dir} already exists; pass --overwrite to replace it")
     data, classifier_dir, extractor, pipeline = load_inputs(model, config)
@@ -227,6 +239,7 @@ def evaluate_model(model: str, config: EvaluationConfig) -> dict:
     metrics = {
         **{key: value for key, value in asdict(config).items() if key not in ("output_dir", "overwrite")},
         "model": str(model),
+        "output_dir": str(output_dir),
         "class_conditional": conditional,
         "classifier": str(classifier_dir),
         "scheduler": type(pipeline.scheduler).__name__,  # the sampler used, saved or chosen

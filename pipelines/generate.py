@@ -37,8 +37,13 @@ class GenerateArguments:
     gif: Optional[str] = field(
         default=None, metadata={"help": "also write the denoising trajectory as an animated GIF here"}
     )
-    gif_frames: int = field(default=20, metadata={"help": "frames in the GIF"})
+    gif_frames: Optional[int] = field(default=None, metadata={"help": (
+        "frames in the GIF, at most --steps + 1 (default: every step's image, up to 20)")})
     device: str = field(default="cuda" if torch.cuda.is_available() else "cpu", metadata={"help": "torch device"})
+
+
+# Frames of a GIF when --gif_frames is not given: the start and every step's image, up to this many.
+MAX_DEFAULT_GIF_FRAMES = 20
 
 
 class OneLineErrorParser(HfArgumentParser):
@@ -75,6 +80,8 @@ def check_args(parser: HfArgumentParser, args: GenerateArguments, model: str) ->
             parser.error(f"{flag} {path}: unsupported file type {suffix or '(none)'}; use e.g. .png (or .gif for --gif)")
         if not Path(path).resolve().parent.is_dir():
             parser.error(f"{flag} {path}: folder {Path(path).parent} does not exist")
+    if args.gif_frames is None:
+        args.gif_frames = min(MAX_DEFAULT_GIF_FRAMES, args.steps + 1)
     if args.gif is not None and not 2 <= args.gif_frames <= args.steps + 1:
         parser.error(f"--gif_frames must be between 2 and --steps + 1 ({args.steps + 1})")
     if not os.path.isdir(model) and model.count("/") != 1:

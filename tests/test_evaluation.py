@@ -151,3 +151,21 @@ def test_recognisable_share_counts_confident_predictions():
     sure, unsure = torch.tensor([10.0, 0.0, 0.0]), torch.tensor([1.0, 0.9, 0.0])
     assert torch.softmax(sure, 0).max() >= RECOGNISABLE_CONFIDENCE > torch.softmax(unsure, 0).max()
     assert recognisable_share(torch.stack([sure, unsure, sure, unsure])) == 0.5
+
+
+def test_without_classifier_or_output_dir_it_trains_its_classifier_once_and_writes_under_eval(setup, tmp_path,
+                                                                                               monkeypatch, capsys):
+    root = setup[0]
+    # more test images and samples than the default classifier's 128 features, for full-rank covariances
+    dataset = make_shapes_dataset(tmp_path / "shapes", per_class_train=50, per_class_test=50)
+    monkeypatch.chdir(tmp_path)
+    argv = [str(root / "cond"), "--dataset", str(dataset), "--num_samples", "150", "--batch_size", "75",
+            "--num_inference_steps", "2", "--kid_subset_size", "50"]
+    assert main(argv) == 0
+    assert "no classifier at classifiers/shapes: training one" in capsys.readouterr().err
+    trained = tmp_path / "classifiers" / "shapes" / "config.json"
+    metrics = json.loads((tmp_path / "eval" / "cond" / "metrics.json").read_text())
+    assert metrics["classifier"] == "classifiers/shapes" and metrics["output_dir"] == "eval/cond"
+    first_mtime = trained.stat().st_mtime_ns
+    assert main([*argv, "--overwrite"]) == 0  # the second run reuses the classifier
+    assert "training one" not in capsys.readouterr().err and trained.stat().st_mtime_ns == first_mtime

@@ -117,14 +117,14 @@ def test_unlabelled_dataset_exits_2_with_one_line(shapes_dataset, tmp_path, caps
 
 def test_missing_dataset_exits_2_with_a_clear_message(tmp_path, capsys):
     assert main(["--dataset", str(tmp_path / "nope"), "--output_dir", str(tmp_path / "out")]) == 2
-    assert f"--dataset {tmp_path / 'nope'}: no such folder, and not a named dataset" in capsys.readouterr().err
+    assert f"--dataset {tmp_path / 'nope'}: no such folder: {tmp_path / 'nope'}" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
 def test_builtin_name_that_is_not_prepared_says_how_to_prepare_it(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["--dataset", "persian", "--output_dir", "out"]) == 2
-    assert "run `python -m data_prep persian --source HODA_DIGITS.cdb" in capsys.readouterr().err
+    assert "run `python -m data_prep persian --source PATH/TO/digits.cdb" in capsys.readouterr().err
 
 
 def test_not_a_dataset_folder_exits_2(tmp_path, capsys):

@@ -1,5 +1,6 @@
 """Faults met while training: a diverged run stops with one line and leaves nothing non-finite behind."""
 
+import os
 import re
 import signal
 import subprocess
@@ -264,3 +265,42 @@ def test_stop_signals_outside_the_main_thread_leave_the_handlers_alone():
     worker.start()
     worker.join()
     assert not errors and signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A real 3 MB file system (tmpfs) that a run fills: root only, as in CI; skipped with the reason elsewhere."""
+    if sys.platform != "linux" or os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root on Linux (CI runs as root)")
+    mount_point = tmp_path / "small_disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_a_really_full_disk_is_one_line_naming_the_folder_free_space_and_last_good_checkpoint(blobs, small_tmpfs):
+    run = small_tmpfs / "run"
+    # each checkpoint of the test UNet (weights, EMA, AdamW moments, RNG states) takes about 0.9 MB of the 3 MB
+    result = train(blobs, run, "--max_train_steps", "200",
+                   "--checkpointing_steps", "5", "--checkpoints_total_limit", "none")
+
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1, result.stderr[-3000:]
+    checkpoints = sorted((p for p in run.iterdir() if p.name.startswith("checkpoint-")),
+                         key=lambda p: int(p.name.split("-")[1]))
+    assert checkpoints, f"no checkpoint fitted: {errors[0]}"
+    assert errors[0].startswith("train_ddpm.py: error: could not write checkpoint")  # on a line of its own
+    assert re.search(rf"could not write checkpoint {run}/checkpoint-\d+ \(.*; [\d.]+ (bytes|KB|MB) free\)", errors[0])
+    assert f"the last good checkpoint is {checkpoints[-1]}" in errors[0]
+    assert not list(run.glob(".checkpoint-*")), "the partial checkpoint was left behind"
+    assert not (run / "model_index.json").exists()
+    weights = load_file(str(checkpoints[-1] / "model.safetensors"))  # the last good one still loads
+    assert all(torch.isfinite(tensor).all() for tensor in weights.values())

@@ -55,6 +55,14 @@ def test_generate_grid_and_gif(models, tmp_path, monkeypatch):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["grid.png", "trajectory.gif"]  # no leftovers
 
 
+def test_the_default_gif_has_a_frame_per_step_up_to_twenty(models, tmp_path):
+    for steps, frames in (("4", 5), ("30", 20)):
+        main([str(models / "uncond"), "--num_images", "2", "--steps", steps, "--output", str(tmp_path / "g.png"),
+              "--gif", str(tmp_path / "t.gif")])
+        with Image.open(tmp_path / "t.gif") as gif:
+            assert gif.n_frames == frames
+
+
 def test_generate_is_reproducible_and_takes_a_scheduler(models, tmp_path):
     for name in ("a.png", "b.png"):
         main([str(models / "uncond"), "--num_images", "2", "--steps", "3", "--scheduler", "ddim", "--output", str(tmp_path / name)])

@@ -54,8 +54,20 @@ def test_unknown_dataset_is_one_sentence(tmp_path, monkeypatch):
 
 
 def test_missing_folder_is_not_looked_up_on_the_hub(tmp_path):
-    with pytest.raises(DataError, match="no such folder, and not a named dataset"):
+    with pytest.raises(DataError, match=f"--dataset {tmp_path / 'nope'}: no such folder: {tmp_path / 'nope'}.$"):
         resolve_dataset(str(tmp_path / "nope"))
+
+
+def test_a_mistyped_local_folder_names_the_nearest_one_before_going_online(tmp_path, monkeypatch):
+    """`data/mnits` beside a `data/` folder is a typo of a path, not a Hub id: said at once, with no Hub request."""
+    (tmp_path / "data" / "mnist").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("the Hub was asked"))
+    with pytest.raises(DataError, match=r"--dataset data/mnits: no such folder: data/mnits \(did you mean "
+                                        r"data/mnist\?\)"):
+        resolve_dataset("data/mnits")
+    with pytest.raises(DataError, match=r"no such folder: \./elsewhere/x\.$"):
+        resolve_dataset("./elsewhere/x")
 
 
 def test_folder_without_images_is_one_sentence(tmp_path):

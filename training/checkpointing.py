@@ -19,7 +19,7 @@ from accelerate import Accelerator
 
 from sharing import first_line
 from training.config import ConfigError
-from training.faults import SaveFailed, save_failed_message
+from training.faults import WRITE_ERRORS, SaveFailed, save_failed_message
 
 CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
 PARTIAL_SUFFIX = ".partial"
@@ -161,12 +161,13 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str | Path, step: int,
         for name, state in (process_files or {}).items():
             (partial / f"{name}_{accelerator.process_index}.json").write_text(json.dumps(state) + "\n", encoding="utf-8")
         error = None
-    except OSError as err:  # a full disk (ENOSPC), a quota, a lost permission
+    except WRITE_ERRORS as err:  # a full disk (ENOSPC), a quota, a lost permission
         error = err
     if not _all_processes(accelerator, error is None):
         if accelerator.is_main_process:
             shutil.rmtree(partial, ignore_errors=True)
-        raise SaveFailed(save_failed_message("checkpoint", final, error)) from error
+        previous = list_checkpoints(output_dir)
+        raise SaveFailed(save_failed_message("checkpoint", final, error, previous[-1] if previous else None)) from error
     if accelerator.is_main_process:
         if final.exists():
             shutil.rmtree(final)

@@ -9,8 +9,10 @@ import ctypes
 import os
 import signal
 import sys
+import shutil
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 
 import torch
 
@@ -29,12 +31,41 @@ class SaveFailed(TrainingFault):
     """Writing a checkpoint or the pipeline failed (a full disk, no permission); what was saved before is intact."""
 
 
-def save_failed_message(what: str, path, error: BaseException | None) -> str:
-    """One line naming the path, the reason, and what is left to resume from."""
+# What a failed write raises: Python's own writes an OSError (ENOSPC, EDQUOT, EACCES), torch.save's C++ stream a
+# RuntimeError ("basic_ios::clear: iostream error", "PytorchStreamWriter failed writing file") and safetensors a
+# SafetensorError. Callers catch these around a write only, so a RuntimeError there is a failed write.
+try:
+    from safetensors import SafetensorError
+except ImportError:  # older safetensors without the exported name
+    SafetensorError = OSError
+WRITE_ERRORS = (OSError, RuntimeError, SafetensorError)
+
+
+def free_space(path) -> str:
+    """The free space of the file system holding `path` (or its nearest existing parent), e.g. "1.2 MB free"."""
+    folder = Path(path).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return "free space unknown"
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if free < 1000 or unit == "GB":
+            return f"{free:.0f} {unit} free" if unit == "bytes" else f"{free:.1f} {unit} free"
+        free /= 1000
+    return ""  # not reached
+
+
+def save_failed_message(what: str, path, error: BaseException | None, last_good=None) -> str:
+    """One line naming the path, the reason, the free space there, and the checkpoint left to resume from."""
     reason = f"{type(error).__name__}: {first_line(error)}" if error is not None else "another process failed to write"
-    return (f"could not write {what} {path} ({reason}). Nothing half-written was left; the checkpoints written "
-            "before it are intact: free some space (or fix the permission) and run again with "
-            "--resume_from_checkpoint latest.")
+    if last_good is not None:
+        resume = (f"the last good checkpoint is {last_good}: free some space (or fix the permission) and run again "
+                  "with --resume_from_checkpoint latest.")
+    else:
+        resume = "there is no earlier checkpoint: free some space (or fix the permission) and run again."
+    return f"could not write {what} {path} ({reason}; {free_space(path)}). Nothing half-written was left; {resume}"
 
 
 def diverged_message(step: int, what: str, learning_rate: float, mixed_precision: str, kept: str) -> str:

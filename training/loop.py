@@ -19,14 +19,15 @@ from tqdm.auto import tqdm
 from data_prep.resolve import ResolvedDataset
 from pipelines import save_pipeline
 from sharing import push_folder
-from training.checkpointing import (TrainingProgress, check_resume_layout, data_layout, read_process_file,
-                                    remove_partial_checkpoints, restore_checkpoint, save_checkpoint)
+from training.checkpointing import (TrainingProgress, check_resume_layout, data_layout, list_checkpoints,
+                                    read_process_file, remove_partial_checkpoints, restore_checkpoint, save_checkpoint)
 from training.config import ConfigError, TrainConfig
 from training.data import (DecodedImages, EpochBatchSampler, IndexedBatches, TensorImages, cached_images, make_loader,
                            random_hflip, to_model_range)
 from training.draws import GlobalBatchDraws
 from training.streaming import StreamedBatches, first_images
-from training.faults import Interrupted, SaveFailed, StopSignals, check_step, check_weights, save_failed_message
+from training.faults import (WRITE_ERRORS, Interrupted, SaveFailed, StopSignals, check_step, check_weights,
+                             save_failed_message)
 from training.losses import diffusion_loss, log_normal_timestep_probabilities, training_target
 from training.model import learning_rate
 from training.schedule import build_lr_scheduler
@@ -238,59 +239,59 @@ class Trainer:
         cfg, accelerator, progress = self.cfg, self.accelerator, self.progress
         accum = cfg.gradient_accumulation_steps
         images_per_micro_batch = cfg.train_batch_size * accelerator.num_processes
-        bar = self._progress_bar()
-        loss_sum, steps_in_window, window_start = torch.zeros((), device=accelerator.device), 0, time.perf_counter()
-        if progress.global_step >= self.max_train_steps:
-            bar.close()
-            return
-        for images, labels in self.batches.from_step(progress.global_step * accum):
-            with accelerator.accumulate(self.unet):
-                loss = self._loss(images, labels)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    grad_norm = accelerator.clip_grad_norm_(self.unet.parameters(), cfg.max_grad_norm)
-                    check_step(loss, grad_norm, step=progress.global_step + 1, **self._fault_context())
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
-            loss_sum += loss.detach() / accum
-            if not accelerator.sync_gradients:
-                continue
-            if not accelerator.optimizer_step_was_skipped:
-                self.lr_scheduler.step()
-            if self.ema is not None:
-                self.ema.step(self.unet.parameters())
-            progress.global_step += 1
-            steps_in_window += 1
-            step = progress.global_step
-            if cfg.max_train_minutes is None:
-                bar.update(1)
-            if step % LOG_EVERY == 0 or step == self.max_train_steps:
-                elapsed = time.perf_counter() - window_start
-                progress.training_time_s += elapsed
-                train_loss = accelerator.reduce(loss_sum, reduction="mean").item() / steps_in_window
-                speed = steps_in_window * accum * images_per_micro_batch / elapsed
-                self._record(step, train_loss=train_loss, lr=self.lr_scheduler.get_last_lr()[0], img_s=round(speed, 1))
-                self._watch_speed(speed)
-                if cfg.max_train_minutes is not None:  # the bar counts seconds of the budget
-                    bar.update(min(bar.total, round(progress.training_time_s)) - bar.n)
-                bar.set_postfix(step=step, loss=f"{train_loss:.4f}", lr=f"{self.lr_scheduler.get_last_lr()[0]:.2e}",
-                                img_s=f"{speed:.0f}")
-                loss_sum.zero_()
-                steps_in_window, window_start = 0, time.perf_counter()
-                self._sync_budget()
-                self._save_snapshots()
-                if self.budget_used >= 1.0:
-                    accelerator.print(f"Stopping at step {step}: --max_train_minutes {cfg.max_train_minutes} "
-                                      f"reached after {progress.training_time_s / 60:.1f} minutes.")
-                    self.max_train_steps, self.timed_out = step, True
-            self._periodic(step)
-            if self._stop_requested(signals, step):
-                progress.training_time_s += time.perf_counter() - window_start
+        # closed on any exit, so an error's one line starts on a line of its own, not after the bar
+        with self._progress_bar() as bar:
+            loss_sum, steps_in_window, window_start = torch.zeros((), device=accelerator.device), 0, time.perf_counter()
+            if progress.global_step >= self.max_train_steps:
                 bar.close()
-                self._stop_on_signal(signals, step)
-            if step >= self.max_train_steps:
-                break
-        bar.close()
+                return
+            for images, labels in self.batches.from_step(progress.global_step * accum):
+                with accelerator.accumulate(self.unet):
+                    loss = self._loss(images, labels)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients:
+                        grad_norm = accelerator.clip_grad_norm_(self.unet.parameters(), cfg.max_grad_norm)
+                        check_step(loss, grad_norm, step=progress.global_step + 1, **self._fault_context())
+                    self.optimizer.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+                loss_sum += loss.detach() / accum
+                if not accelerator.sync_gradients:
+                    continue
+                if not accelerator.optimizer_step_was_skipped:
+                    self.lr_scheduler.step()
+                if self.ema is not None:
+                    self.ema.step(self.unet.parameters())
+                progress.global_step += 1
+                steps_in_window += 1
+                step = progress.global_step
+                if cfg.max_train_minutes is None:
+                    bar.update(1)
+                if step % LOG_EVERY == 0 or step == self.max_train_steps:
+                    elapsed = time.perf_counter() - window_start
+                    progress.training_time_s += elapsed
+                    train_loss = accelerator.reduce(loss_sum, reduction="mean").item() / steps_in_window
+                    speed = steps_in_window * accum * images_per_micro_batch / elapsed
+                    self._record(step, train_loss=train_loss, lr=self.lr_scheduler.get_last_lr()[0], img_s=round(speed, 1))
+                    self._watch_speed(speed)
+                    if cfg.max_train_minutes is not None:  # the bar counts seconds of the budget
+                        bar.update(min(bar.total, round(progress.training_time_s)) - bar.n)
+                    bar.set_postfix(step=step, loss=f"{train_loss:.4f}", lr=f"{self.lr_scheduler.get_last_lr()[0]:.2e}",
+                                    img_s=f"{speed:.0f}")
+                    loss_sum.zero_()
+                    steps_in_window, window_start = 0, time.perf_counter()
+                    self._sync_budget()
+                    self._save_snapshots()
+                    if self.budget_used >= 1.0:
+                        accelerator.print(f"Stopping at step {step}: --max_train_minutes {cfg.max_train_minutes} "
+                                          f"reached after {progress.training_time_s / 60:.1f} minutes.")
+                        self.max_train_steps, self.timed_out = step, True
+                self._periodic(step)
+                if self._stop_requested(signals, step):
+                    progress.training_time_s += time.perf_counter() - window_start
+                    bar.close()
+                    self._stop_on_signal(signals, step)
+                if step >= self.max_train_steps:
+                    break
 
     def _watch_speed(self, images_per_s: float) -> None:
         """One line above the progress bar when other work has slowed the run down (`SlowdownWatch`)."""
@@ -391,8 +392,10 @@ class Trainer:
                           card_info=card_info, sample_grid=grid)
             write_loss_csv(history, self.output_dir / LOSS_CSV)
             plot_loss_curve(history, self.output_dir / LOSS_PNG)
-        except OSError as err:
-            raise SaveFailed(save_failed_message("the pipeline to", self.output_dir, err)) from err
+        except WRITE_ERRORS as err:
+            checkpoints = list_checkpoints(self.output_dir)
+            raise SaveFailed(save_failed_message("the pipeline to", self.output_dir, err,
+                                                 checkpoints[-1] if checkpoints else None)) from err
 
     def _push(self) -> None:
         """Upload the saved pipeline folder with `sharing.push_folder`, without what training keeps beside it."""

@@ -54,14 +54,23 @@ def frechet_distance_from_statistics(mu1, sigma1, mu2, sigma2, eps: float = 1e-6
     """
     diff = mu1 - mu2  # (D,)
     covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)  # (D, D), may be complex or non-finite
-    if not np.isfinite(covmean).all():
-        # A singular product has no finite root: shift both covariances by eps * I and retry.
+
+    def large_imaginary(root) -> float:
+        """The largest imaginary part of `root` when it is more than rounding, else 0."""
+        if not np.iscomplexobj(root):
+            return 0.0
+        largest = np.abs(root.imag).max()
+        return largest if largest > 1e-3 * max(1.0, np.abs(root.real).max()) else 0.0
+
+    if not np.isfinite(covmean).all() or large_imaginary(covmean):
+        # A singular product (fewer vectors than features, or features that never vary) has no finite or no real
+        # root: shift both covariances by eps * I and retry.
         offset = np.eye(sigma1.shape[0]) * eps
         covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
     if np.iscomplexobj(covmean):
         # Rounding leaves tiny imaginary parts on a product that is similar to a PSD matrix.
-        largest = np.abs(covmean.imag).max()
-        if largest > 1e-3 * max(1.0, np.abs(covmean.real).max()):
+        largest = large_imaginary(covmean)
+        if largest:
             raise ValueError(f"matrix square root has a large imaginary component ({largest:.3g})")
         covmean = covmean.real
     value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean)
