@@ -35,7 +35,9 @@ class PrepareOptions:
     """The options of every kind; `prepare(kind, **options)` and `python -m data_prep KIND` take the fields of the
     kind's subclass (`OPTIONS[kind]`), with their help in the field metadata."""
 
-    output_dir: str = field(metadata={"help": "where the dataset (save_to_disk) and its README.md go"})
+    output_dir: Optional[str] = field(default=None, metadata={"help": (
+        "where the dataset (save_to_disk) and its README.md go; default data/<kind>, where train_ddpm.py "
+        "--dataset <kind> reads it")})
     image_size: int = field(default=28, metadata={"help": "output side in pixels; 28 keeps MNIST pixel-identical"})
     test_fraction: float = field(
         default=0.1, metadata={"help": "per-class share of the test split, for sources that do not come split"}
@@ -327,8 +329,8 @@ def prepare(kind: str, *, command: str | None = None, **options) -> datasets.Dat
         command (`str`, *optional*): the command line recorded in the card (the CLI passes its own); by default
             the `prepare(...)` call itself.
         **options: the fields of the kind's options, `OPTIONS[kind]` (`MnistOptions`, `PersianOptions` or
-            `GlyphsOptions`, all of them a `PrepareOptions`), named like the CLI flags: `output_dir` (required),
-            where the `DatasetDict` and its card `README.md` are saved; `overwrite`, to replace an existing
+            `GlyphsOptions`, all of them a `PrepareOptions`), named like the CLI flags: `output_dir` (default
+            `data/<kind>`), where the `DatasetDict` and its card `README.md` are saved; `overwrite`, to replace an existing
             dataset there; persian's `source` (required), and so on.
 
     Returns:
@@ -348,6 +350,8 @@ def prepare(kind: str, *, command: str | None = None, **options) -> datasets.Dat
     ```
     """
     config = _make_options(kind, **options)
+    if config.output_dir is None:
+        config.output_dir = f"data/{kind}"
     output_dir = Path(config.output_dir)
     _check_output_dir(output_dir, config.overwrite)
 

@@ -1,4 +1,4 @@
-"""Command line: `python -m data_prep {mnist,persian,glyphs} --output_dir DIR [flags]`.
+"""Command line: `python -m data_prep {mnist,persian,glyphs} [--output_dir DIR] [flags]`.
 
 Each sub-command's flags are the fields of its options dataclass (`data_prep.build.OPTIONS`), parsed by
 transformers' `HfArgumentParser` with the help texts of the fields' metadata.
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     names = dataset_dict["train"].features["label"].names
     logger.info(
         "wrote %s: train %d, test %d, %d classes (%.1f s)",
-        options["output_dir"],
+        options["output_dir"] or f"data/{kind}",
         len(dataset_dict["train"]),
         len(dataset_dict["test"]),
         len(names),

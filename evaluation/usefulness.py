@@ -43,7 +43,8 @@ class UsefulnessConfig:
 
     dataset: str = field(metadata={"help": "The model's labelled dataset, any train_ddpm.py --dataset; the "
                                            "classifiers are tested on its real test split."})
-    output_dir: str = field(metadata={"help": "Where usefulness.json, usefulness.md and the plots go."})
+    output_dir: str | None = field(default=None, metadata={"help": (
+        "Where usefulness.json, usefulness.md and the plots go; default eval/usefulness_<the model folder's name>.")})
     data_dir: str = field(default="data", metadata={"help": "Where the named datasets live (<data_dir>/<name>)."})
     per_class: int = field(default=200, metadata={"help": "Generated images per class."})
     fractions: list[float] = field(default_factory=lambda: [0.02, 0.05, 0.1, 0.25], metadata={
@@ -123,7 +124,7 @@ def usefulness(model: str, config: UsefulnessConfig) -> dict:
     Raises:
         `EvaluationError`: a bad model, dataset or output folder.
     """
-    output_dir = Path(config.output_dir)
+    output_dir = Path(config.output_dir or f"eval/usefulness_{Path(model.rstrip('/')).name}")
     if output_dir.exists() and not config.overwrite:
         raise EvaluationError(f"--output_dir {output_dir} already exists; pass --overwrite to replace it")
     data = resolve_labelled(config.dataset, config.data_dir, config.seed)
@@ -142,7 +143,7 @@ def usefulness(model: str, config: UsefulnessConfig) -> dict:
     memorisation = {"pixels": memorisation_check(generated[0].flatten(1), real[0].flatten(1), test[0].flatten(1)),
                     "features": memorisation_check(features(generated[0])[0], features(real[0])[0], features(test[0])[0])}
     results = {
-        "model": str(model), "class_names": names, "num_test": len(test[0]),
+        "model": str(model), "output_dir": str(output_dir), "class_names": names, "num_test": len(test[0]),
         "settings": {k: v for k, v in asdict(config).items() if k not in ("output_dir", "overwrite")},
         "train_on_generated": {name: {k: v for k, v in run.items() if k != "model"} for name, run in runs.items()},
         "augmentation": augmentation_curve(names, real, generated, test, config, classifier_recipe),
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cas = results["train_on_generated"]
     print(json.dumps({name: round(run["accuracy"], 4) for name, run in cas.items()}))
-    print(f"wrote {config.output_dir}/usefulness.md")
+    print(f"wrote {results['output_dir']}/usefulness.md")
     return 0
 
 
