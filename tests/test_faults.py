@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.conftest import REPO_ROOT
-from tests.train_helpers import FAST_ARGS, launch_command
+from tests.train_helpers import FAST_ARGS, LAUNCH_ENV, launch_command
 from training import faults
 from training.faults import StopSignals, TrainingDiverged, check_step, check_weights
 
@@ -304,3 +304,18 @@ def test_a_really_full_disk_is_one_line_naming_the_folder_free_space_and_last_go
     assert not (run / "model_index.json").exists()
     weights = load_file(str(checkpoints[-1] / "model.safetensors"))  # the last good one still loads
     assert all(torch.isfinite(tensor).all() for tensor in weights.values())
+
+
+def test_the_documented_accelerate_launch_ends_on_our_one_line(tmp_path):
+    """README's `accelerate launch --config_file accelerate_config.yaml --quiet`: no launcher traceback after the
+    line; without --quiet accelerate adds its CalledProcessError (docs/faults.md says so)."""
+    mistyped = ["--dataset", str(tmp_path / "nope"), "--output_dir", str(tmp_path / "run")]
+    quiet = subprocess.run(launch_command(*mistyped, launcher_args=["--quiet"]), cwd=REPO_ROOT, env=LAUNCH_ENV,
+                           capture_output=True, text=True, timeout=300)
+    loud = subprocess.run(launch_command(*mistyped), cwd=REPO_ROOT, env=LAUNCH_ENV, capture_output=True, text=True,
+                          timeout=300)
+
+    assert quiet.returncode == 1 and "Traceback" not in quiet.stderr, quiet.stderr[-2000:]
+    assert quiet.stderr.strip().splitlines()[-1] == (f"train_ddpm.py: error: --dataset {tmp_path / 'nope'}: no such "
+                                                     f"folder: {tmp_path / 'nope'}.")
+    assert loud.returncode == 1 and "CalledProcessError" in loud.stderr
