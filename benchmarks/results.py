@@ -1,4 +1,4 @@
-"""Reproduce the README's Results: data, domain classifiers, time-boxed training, scores, pictures, samplers.
+"""Reproduce docs/results.md: data, domain classifiers, time-boxed training, scores, pictures, samplers.
 
     python -m benchmarks.results                                   # everything: over an hour on 2 cores
     python -m benchmarks.results --classifiers "classifiers/{dataset}"   # reuse trained classifiers
@@ -19,7 +19,7 @@ Stages, in order (`--stages` picks some; each reads what the earlier ones wrote)
    and a small denoising GIF.
 6. `sampling`: `python -m benchmarks.sampling` on the MNIST model, and its scores with the samplers of
    `METRIC_SAMPLERS` (DPM-Solver++ 20, DDPM 50).
-7. `report`: `--runs_dir/results.md`, the README's tables (scores next to the real-data floor in brackets).
+7. `report`: `--runs_dir/results.md`, the tables of docs/results.md (scores next to the real-data floor in brackets).
 
 Every run prints its command; `--runs_dir/summary.json` collects the times, steps and scores.
 """
@@ -35,6 +35,8 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchmarks.provenance import made_on_line
 
 REPO = Path(__file__).resolve().parent.parent
 STAGES = ("data", "classifiers", "train", "evaluate", "docs", "sampling", "report")
@@ -261,7 +263,7 @@ def compare_samplers(args) -> None:
 
 # ----- report -----
 def write_report(args, names: list[str]) -> None:
-    """`--runs_dir/results.md`: the README's tables, filled from summary.json and each metrics.json."""
+    """`--runs_dir/results.md`: the tables of docs/results.md, under their `Made on` line, filled from summary.json and each metrics.json."""
     summary = json.loads((args.runs_dir / "summary.json").read_text(encoding="utf-8"))
     lines = ["| run | training (wall clock) | steps | images seen | Fréchet distance | KID x 1000 | precision | "
              "recall | recognisable | requested class recognised | sampling time |",
@@ -299,7 +301,8 @@ def write_report(args, names: list[str]) -> None:
                 + (f" (→{row['most_confused_with']})" if row["recognised"] < 0.8 and row["most_confused_with"] else "")
                 for row in ranked))
     report = args.runs_dir / "results.md"
-    report.write_text("\n".join(lines + [""] + notes) + "\n", encoding="utf-8")
+    made_on = made_on_line(os.cpu_count() or 1)  # train_command gives each run every core
+    report.write_text("\n".join([made_on, ""] + lines + [""] + notes) + "\n", encoding="utf-8")
     print(report.read_text(encoding="utf-8"))
 
 

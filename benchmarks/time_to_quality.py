@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.provenance import cpu_description, made_on_line
+
 REPO = Path(__file__).resolve().parent.parent
 RECIPE_FILES = {"previous": "benchmarks/recipes/previous.yaml",
                 "diffusers_example": "benchmarks/recipes/diffusers_example.yaml"}
@@ -155,30 +157,13 @@ def score_all(args, names: list[str]) -> dict[str, list[dict]]:
     return rows
 
 
-def cpu_description() -> str:
-    """The CPU model and whether it computes bf16 natively (timings mean little without them)."""
-    from pipelines.fast_inference import cpu_has_native_bf16
-
-    fields = {}
-    try:  # the first processor's fields; a VM guest often shows only "AMD EPYC", so family and model go too
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").split("\n\n")[0].splitlines():
-            key, _, value = line.partition(":")
-            fields[key.strip().lower()] = value.strip()
-    except OSError:
-        pass
-    model = fields.get("model name", "unknown CPU")
-    if "cpu family" in fields and "model" in fields:
-        model += f" (family {fields['cpu family']}, model {fields['model']})"
-    bf16 = {True: "native bf16", False: "no native bf16", None: "bf16 support unknown"}[cpu_has_native_bf16()]
-    return f"{model}, {len(os.sched_getaffinity(0))} cores, {bf16}"
-
-
 def report(args, rows: dict[str, list[dict]], facts: dict[str, dict]) -> str:
     """The markdown table: one row per recipe and point, each score next to its real-data floor."""
     mode = ("one recipe per core, pinned, 1 thread each" if args.mode == "pinned"
             else "one recipe at a time on all cores")
-    lines = [f"{args.dataset}, {args.minutes:g}-minute budget, {mode}; {cpu_description()}; "
-             f"{args.num_samples} samples per point, the model's saved sampler; in brackets the real-data floor.", "",
+    threads = "1" if args.mode == "pinned" else str(len(os.sched_getaffinity(0)))
+    lines = [f"{args.dataset}, {args.minutes:g}-minute budget, {mode}; {args.num_samples} samples per point, the "
+             "model's saved sampler; in brackets the real-data floor.", "", made_on_line(threads), "",
              "| recipe | minutes | steps | images/s | threads | recognisable | Fréchet distance | FD / floor | "
              "precision | recall |", "|---|---|---|---|---|---|---|---|---|---|"]
     # Class-conditional models also get the share of samples read as the class asked for.

@@ -83,3 +83,22 @@ def test_the_package_and_docs_never_name_this_projects_data_folder():
         if "../shared" in path.read_text(encoding="utf-8", errors="replace"):
             offenders.append(name)
     assert not offenders, f"files that mention ../shared: {offenders}"
+
+
+def test_every_figure_names_its_machine_and_the_commit_or_command_that_made_it():
+    """Each section of a results page with a picture or a table of measurements has a `Made on` line naming the
+    CPU or GPU, cores, threads and an existing commit or the command (tests/docs_provenance.py)."""
+    from tests.docs_provenance import RESULT_PAGES, problems, sections
+
+    def commit_exists(commit: str) -> bool:
+        found = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=REPO, capture_output=True)
+        return found.returncode == 0
+
+    try:
+        subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout: the commits named in the docs cannot be checked")
+    found = [section for page in RESULT_PAGES for section in sections(page)]
+    assert len(found) >= 15, "the figure finder stopped finding the docs' figures"
+    lacking = [f"{s.page}:{s.line} ({s.heading}): {', '.join(p)}" for s in found if (p := problems(s, commit_exists))]
+    assert not lacking, "figures without their machine and origin:\n" + "\n".join(lacking)

@@ -55,3 +55,11 @@ def test_every_command_in_the_readme_and_docs_parses():
     assert len(results) == len(commands)
     failures = [f"{command}\n    -> {result['error']}" for command, result in zip(commands, results) if not result["ok"]]
     assert not failures, "doc commands that do not parse:\n" + "\n".join(failures)
+
+
+def test_every_accelerate_launch_in_the_docs_names_the_projects_config_file():
+    """Without `--config_file accelerate_config.yaml` accelerate warns "values were not passed" at every start."""
+    launches = [command for doc in DOC_FILES for command in doc_commands(doc) if command.argv[0] == "accelerate"]
+    assert launches
+    bare = [str(command) for command in launches if "--config_file" not in command.argv]
+    assert not bare, "accelerate launch without --config_file accelerate_config.yaml:\n" + "\n".join(bare)

@@ -63,7 +63,8 @@ def test_report_adds_the_requested_class_for_class_conditional_recipes(tmp_path)
     rows = {name: [{"minutes": 2, "global_step": 60, "training_time_s": 60.0, "samples": samples, "floor": floor}]
             for name, samples in (("cond", conditional), ("uncond", unconditional))}
     table = ttq.report(args, rows, {}).splitlines()
-    assert table[2].endswith("| recall | requested class recognised |") and table[3].count("---") == 11
+    assert table[2].startswith("Made on ") and " 1 thread per process, at commit " in table[2]  # pinned: 1 thread
+    assert table[4].endswith("| recall | requested class recognised |") and table[5].count("---") == 11
     assert table[-2].endswith("| 91.2% (95.3%) |") and table[-1].endswith("| – |")
 
 

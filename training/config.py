@@ -65,7 +65,7 @@ class TrainConfig:
 
     # --- model ---
     model_preset: str = field(default="tiny", metadata={"choices": MODEL_PRESETS, "help": (
-        "`tiny` (~1.1M parameters, 2-core CPU), `small` (~6.5M, laptop/GPU) or `base` (~27M, GPU): see "
+        "`tiny` (0.64M parameters, 2-core CPU), `small` (~6.5M, laptop/GPU) or `base` (~27M, GPU): see "
         "training/model.py.")})
     model_config_name_or_path: Optional[str] = field(default=None, metadata={"help": (
         "A UNet2DModel config (folder, config.json or Hub id) to use instead of a preset.")})
@@ -92,7 +92,7 @@ class TrainConfig:
     ddpm_beta_schedule: str = field(default="squaredcos_cap_v2", metadata={"choices": BETA_SCHEDULES, "help": (
         "Beta schedule: `squaredcos_cap_v2` (cosine, Nichol & Dhariwal 2021) or `linear` (Ho et al. 2020). Cosine "
         "with v targets and min-SNR-5 is the default by measurement: on MNIST it reached in 400 steps the "
-        "Fréchet distance that linear betas with epsilon targets reached in 800 (README, \"Training\"). Cosine "
+        "Fréchet distance that linear betas with epsilon targets reached in 800 (docs/training.md). Cosine "
         "with epsilon targets is a poor pair: its DPM-Solver++ samples were still noise after 1500 steps.")})
     prediction_type: str = field(default="v_prediction", metadata={"choices": PREDICTION_TYPES, "help": (
         "What the UNet predicts: the noise, the velocity v (Salimans & Ho 2022) or the clean image.")})

@@ -4,7 +4,8 @@ Whether bf16 pays depends on the hardware, not on the model alone: on a CPU with
 UNet's training step is 1.3-1.5x faster under bf16 autocast, on one without it several times slower,
 and on an H200 these small UNets are no faster in bf16 (docs/benchmarks.md). So `auto`:
 
-1. keeps a precision that `accelerate launch --mixed_precision` (or `accelerate config`) asked for;
+1. keeps bf16 or fp16 that `accelerate launch --mixed_precision` (or `accelerate config`) asked for (accelerate
+   passes on `no` whether it was asked for or not, so `no` cannot be kept: `--mixed_precision no` forces it);
 2. takes float32 on a CPU whose feature flags show no native bf16, without measuring;
 3. otherwise times a few training steps of a copy of the model in both precisions, interleaved, on the
    main process, and every process uses its choice.
