@@ -5,7 +5,7 @@ Only a budget is added, in one way: `README_BUDGET` flags appended to the comman
 steps instead of minutes, fewer evaluation samples). The Hub is the loopback server of tests/hub_server.py,
 holding `ylecun/mnist` made from the real MNIST test file (the README's `data_prep mnist` loads it from
 there) and receiving the `push`. `python app.py` starts a server and is left to tests/test_app_browser.py;
-`python -m pytest` is this very run.
+`python -m pytest` is this very run; a `python -m benchmarks...` line says how a figure was made.
 """
 
 import shutil
@@ -49,8 +49,8 @@ def readme_commands() -> list[list[str]]:
     commands = []
     for command in doc_commands(REPO / "README.md"):
         argv = list(command.argv)
-        if any(word in NOT_RUN for word in argv):
-            continue
+        if any(word in NOT_RUN for word in argv) or (argv[1] == "-m" and argv[2].startswith("benchmarks.")):
+            continue  # a server, or how a figure was made (an hour of runs)
         marks = {argv[2] if argv[1] == "-m" else None} | set(argv)
         for mark, extra in README_BUDGET.items():
             if mark in marks:
