@@ -6,12 +6,14 @@ the fields of the kind's options dataclass (`OPTIONS[kind]`, a `PrepareOptions`)
 folder, an image folder or a Hub id) into train/test splits, for every command that reads data.
 """
 
-from .build import OPTIONS, GlyphsOptions, MnistOptions, PersianOptions, PrepareOptions, prepare
-from .errors import DataPrepError
+from .build import OPTIONS, prepare
+from .errors import DataError, DataPrepError
+from .options import GlyphsOptions, MnistOptions, PersianOptions, PrepareOptions
 from .push import push_dataset
 
 __all__ = [
     "OPTIONS",
+    "DataError",
     "DataPrepError",
     "GlyphsOptions",
     "MnistOptions",

@@ -4,9 +4,8 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import Optional
 
 import datasets
 import numpy as np
@@ -15,104 +14,17 @@ from tqdm.auto import tqdm
 from sharing import first_line
 
 from .card import write_card
-from .classes import MNIST_CLASSES, NUMERIC_TABLES, persian_order
-from .errors import DataPrepError
-from .glyphs import glyph_source
-from .hoda_cdb import cdb_source
-from .idx import hub_sources, idx_sources
-from .image_folder import LAYOUTS, image_folder_source
+from .classes import MNIST_CLASSES, persian_order
+from .errors import DataError
+from .options import PrepareOptions
 from .push import push_dataset
-from .resolve import NAMED_DATASETS as KINDS, looks_like_hub_id
+from .registry import KINDS
 from .sources import Source
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MNIST_SOURCE = "ylecun/mnist"
-
-
-@dataclass(kw_only=True)
-class PrepareOptions:
-    """The options of every kind; `prepare(kind, **options)` and `python -m data_prep KIND` take the fields of the
-    kind's subclass (`OPTIONS[kind]`), with their help in the field metadata."""
-
-    output_dir: Optional[str] = field(default=None, metadata={"help": (
-        "where the dataset (save_to_disk) and its README.md go; default data/<kind>, where train_ddpm.py "
-        "--dataset <kind> reads it")})
-    image_size: int = field(default=28, metadata={"help": "output side in pixels; 28 keeps MNIST pixel-identical"})
-    test_fraction: float = field(
-        default=0.1, metadata={"help": "per-class share of the test split, for sources that do not come split"}
-    )
-    max_samples: Optional[int] = field(
-        default=None, metadata={"help": "keep a seeded random subset of this many images (quick runs)"}
-    )
-    seed: int = field(default=0, metadata={"help": "seeds the subset, the split and the rendering"})
-    overwrite: bool = field(default=False, metadata={"help": "replace an existing dataset in --output_dir"})
-    push_to_hub: Optional[str] = field(
-        default=None, metadata={"help": "also push the dataset and its card to this Hub repo", "metavar": "REPO_ID"}
-    )
-    private: bool = field(default=False, metadata={"help": "create the Hub repo private (with --push_to_hub)"})
-
-    def check(self) -> None:
-        """Cross-argument checks; raise `DataPrepError` with a sentence naming the argument."""
-        if not 8 <= self.image_size <= 1024:
-            raise DataPrepError(f"--image_size {self.image_size}: choose a size between 8 and 1024")
-        if not 0 < self.test_fraction < 1:
-            raise DataPrepError(f"--test_fraction {self.test_fraction}: must be between 0 and 1 (exclusive)")
-        if self.max_samples is not None and self.max_samples < 2:
-            raise DataPrepError(f"--max_samples {self.max_samples}: must be at least 2 (one train, one test image)")
-        if self.private and not self.push_to_hub:
-            raise DataPrepError("--private only applies with --push_to_hub REPO_ID")
-
-
-@dataclass(kw_only=True)
-class MnistOptions(PrepareOptions):
-    """MNIST from a folder of IDX files or a Hub dataset."""
-
-    source: str = field(default=DEFAULT_MNIST_SOURCE, metadata={"help": "a folder of IDX files, or a Hub dataset id"})
-
-
-@dataclass(kw_only=True)
-class PersianOptions(PrepareOptions):
-    """Persian digits and letters from Hoda `.cdb` files, image folders and zips of them."""
-
-    source: list[str] = field(metadata={"help": ".cdb files, image folders or zips", "metavar": "PATH"})
-    layout: str = field(default="auto", metadata={"choices": LAYOUTS, "help": (
-        "image folder layout: per_sample (<root>/<any>/<label>.png), classes (<root>/<class>/*.png), "
-        "csv (labels.csv with file,label rows); auto detects it")})
-    numeric_labels: str = field(default="persian", metadata={"choices": tuple(NUMERIC_TABLES), "help": (
-        "what a number in a folder or file name means: persian = 0-9 digits then 10-45 letters; "
-        "letters = the 0-35 labels of the Hoda character set")})
-    skip_bad_images: bool = field(
-        default=False, metadata={"help": "skip unreadable images (and report how many) instead of failing"}
-    )
-
-    def check(self) -> None:
-        super().check()
-        if not self.source:
-            raise DataPrepError("--source: persian needs at least one .cdb file, image folder or zip")
-        if self.layout not in LAYOUTS:
-            raise DataPrepError(f"--layout {self.layout}: choose one of {', '.join(LAYOUTS)}")
-        if self.numeric_labels not in NUMERIC_TABLES:
-            raise DataPrepError(f"--numeric_labels {self.numeric_labels}: choose one of {', '.join(NUMERIC_TABLES)}")
-
-
-@dataclass(kw_only=True)
-class GlyphsOptions(PrepareOptions):
-    """Persian characters rendered from bundled fonts."""
-
-    per_class: int = field(default=200, metadata={"help": "images per class"})
-    extra_forms: bool = field(
-        default=False, metadata={"help": "add the four extra Hoda forms ئـ آ هـ ـه (46 classes, as Hoda)"}
-    )
-
-    def check(self) -> None:
-        super().check()
-        if self.per_class < 1:
-            raise DataPrepError(f"--per_class {self.per_class}: must be at least 1")
-
-
-# The options of each kind, keyed by the named sets of `data_prep.resolve` (the one list of them).
-OPTIONS: dict[str, type[PrepareOptions]] = dict(zip(KINDS, (MnistOptions, PersianOptions, GlyphsOptions), strict=True))
+# The options of each kind, by name (`data_prep.registry.KINDS`).
+OPTIONS: dict[str, type[PrepareOptions]] = {name: kind.options for name, kind in KINDS.items()}
 
 
 def features_for(class_names: list[str]) -> datasets.Features:
@@ -197,7 +109,7 @@ def collect(kind: str, sources: list[Source], *, test_fraction: float, max_sampl
             labels.append(to_merged[item["label"]])
             splits.append(source.split)
     if not images:
-        raise DataPrepError(f"{', '.join(s.name for s in sources)}: no images could be read")
+        raise DataError(f"{', '.join(s.name for s in sources)}: no images could be read")
     labels = np.asarray(labels)
     if all(split is not None for split in splits) and {"train", "test"} <= set(splits):
         positions = {name: np.flatnonzero(np.asarray(splits) == name) for name in ("train", "test")}
@@ -215,43 +127,6 @@ def collect(kind: str, sources: list[Source], *, test_fraction: float, max_sampl
     return dataset_dict, class_names
 
 
-def _open_sources(kind: str, options: PrepareOptions) -> list[Source]:
-    image_size = options.image_size
-    if kind == "glyphs":
-        return [glyph_source(options.per_class, image_size, options.seed, options.extra_forms)]
-    if kind == "mnist":
-        source = str(options.source)
-        if Path(source).is_dir():
-            return idx_sources(Path(source), image_size)
-        if Path(source).exists():
-            raise DataPrepError(f"--source {source}: expected a directory holding the MNIST IDX files")
-        if not looks_like_hub_id(source):
-            raise DataPrepError(f"--source {source}: no such directory (nor a Hub id like {DEFAULT_MNIST_SOURCE})")
-        return hub_sources(source, image_size)
-    sources = []
-    paths = [options.source] if isinstance(options.source, (str, os.PathLike)) else options.source
-    for path in map(Path, paths):
-        if not path.exists():
-            raise DataPrepError(f"--source {path}: no such file or directory")
-        if path.is_dir() or path.suffix.lower() == ".zip":
-            sources.append(
-                image_folder_source(
-                    path,
-                    image_size,
-                    layout=options.layout,
-                    numeric_labels=options.numeric_labels,
-                    skip_bad_images=options.skip_bad_images,
-                )
-            )
-        elif path.suffix.lower() == ".cdb":
-            sources.append(cdb_source(path, image_size))
-        else:
-            raise DataPrepError(
-                f"--source {path}: unknown format; expected a Hoda .cdb file, an image folder or a .zip of one"
-            )
-    return sources
-
-
 def _api_call(kind: str, options: PrepareOptions) -> str:
     """The `prepare(...)` call that reproduces this run, for the card (the CLI passes its command line)."""
     arguments = [repr(kind)]
@@ -266,9 +141,9 @@ def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
     if not output_dir.exists():
         return
     if not overwrite:
-        raise DataPrepError(f"--output_dir {output_dir}: already exists; pass --overwrite to replace it")
+        raise DataError(f"--output_dir {output_dir}: already exists; pass --overwrite to replace it")
     if output_dir.is_file() or (any(output_dir.iterdir()) and not (output_dir / "dataset_dict.json").exists()):
-        raise DataPrepError(
+        raise DataError(
             f"--output_dir {output_dir}: exists and is not a dataset saved by data_prep; "
             "refusing to replace it, choose another directory"
         )
@@ -303,19 +178,19 @@ def _make_options(kind: str, **options) -> PrepareOptions:
     """The checked options of `kind` (`OPTIONS[kind]`) from keyword arguments named like the CLI flags.
 
     Raises:
-        `DataPrepError`: an unknown kind, an unknown or missing option, or a bad value.
+        `DataError`: an unknown kind, an unknown or missing option, or a bad value.
     """
     if kind not in OPTIONS:
-        raise DataPrepError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
+        raise DataError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
     known = {option.name: option for option in fields(OPTIONS[kind])}
     unknown = sorted(set(options) - set(known))
     if unknown:
-        raise DataPrepError(f"unknown option(s) {', '.join(unknown)} for prepare({kind!r}); see python -m data_prep "
+        raise DataError(f"unknown option(s) {', '.join(unknown)} for prepare({kind!r}); see python -m data_prep "
                             f"{kind} --help")
     missing = [f"--{name}" for name, option in known.items()
                if option.default is MISSING and option.default_factory is MISSING and name not in options]
     if missing:
-        raise DataPrepError(f"{kind} needs {', '.join(missing)}")
+        raise DataError(f"{kind} needs {', '.join(missing)}")
     config = OPTIONS[kind](**options)
     config.check()
     return config
@@ -338,7 +213,7 @@ def prepare(kind: str, *, command: str | None = None, **options) -> datasets.Dat
         features `image` (`Image`, mode "L") and `label` (`ClassLabel` named by the characters).
 
     Raises:
-        `DataPrepError`: bad input or arguments; nothing is left in `output_dir`'s place.
+        `DataError`: bad input or arguments; nothing is left in `output_dir`'s place.
 
     Example:
 
@@ -355,7 +230,7 @@ def prepare(kind: str, *, command: str | None = None, **options) -> datasets.Dat
     output_dir = Path(config.output_dir)
     _check_output_dir(output_dir, config.overwrite)
 
-    sources = _open_sources(kind, config)
+    sources = KINDS[kind].open_sources(config)
     dataset_dict, class_names = collect(
         kind, sources, test_fraction=config.test_fraction, max_samples=config.max_samples, seed=config.seed
     )
@@ -368,11 +243,11 @@ def prepare(kind: str, *, command: str | None = None, **options) -> datasets.Dat
     if config.push_to_hub:
         try:
             push_dataset(output_dir, config.push_to_hub, private=config.private)
-        except DataPrepError:
+        except DataError:
             raise
         except Exception as error:  # network, auth and server errors come in many types
             reason = first_line(error)
-            raise DataPrepError(
+            raise DataError(
                 f"--push_to_hub {config.push_to_hub}: the push failed ({reason}); the dataset is saved in "
                 f"{output_dir}, push it again with data_prep.push_dataset"
             ) from None

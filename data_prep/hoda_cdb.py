@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .classes import HODA_LETTER_CLASSES, PERSIAN_DIGITS
-from .errors import DataPrepError
+from .errors import DataError
 from .normalize import fit_and_center
 from .sources import Source, file_provenance
 
@@ -41,8 +41,8 @@ class CdbIndex:
     lengths: np.ndarray  # (N,) int, number of run bytes
 
 
-def _corrupt(path: Path, detail: str) -> DataPrepError:
-    return DataPrepError(f"{path}: truncated or corrupt Hoda .cdb file ({detail}); re-download it")
+def _corrupt(path: Path, detail: str) -> DataError:
+    return DataError(f"{path}: truncated or corrupt Hoda .cdb file ({detail}); re-download it")
 
 
 def index_cdb(path: Path, data: bytes) -> CdbIndex:
@@ -65,7 +65,7 @@ def index_cdb(path: Path, data: bytes) -> CdbIndex:
         count_head = struct.Struct("<I")
         start_marker = 0xFFFF
     elif data[:4] == b"CDB " or len(data) < _DIGITS_HEADER_SIZE:
-        raise DataPrepError(f"{path}: not a Hoda .cdb file this reader knows (header {data[:7]!r})")
+        raise DataError(f"{path}: not a Hoda .cdb file this reader knows (header {data[:7]!r})")
     else:
         _, month, day, width, height, total = _DIGITS_HEADER.unpack_from(data)
         header_size = _DIGITS_HEADER_SIZE
@@ -74,7 +74,7 @@ def index_cdb(path: Path, data: bytes) -> CdbIndex:
         count_head = struct.Struct("<H")
         start_marker = 0xFF
     if not (1 <= month <= 12 and 1 <= day <= 31 and total >= 0):
-        raise DataPrepError(f"{path}: not a Hoda .cdb file (its header date and record count make no sense)")
+        raise DataError(f"{path}: not a Hoda .cdb file (its header date and record count make no sense)")
     if len(data) < header_size:
         raise _corrupt(path, "header cut short")
 
@@ -157,7 +157,7 @@ def cdb_source(path: Path, image_size: int) -> Source:
     table = PERSIAN_DIGITS if index.layout == "digits" else HODA_LETTER_CLASSES
     if index.labels.size and index.labels.max() >= len(table):
         bad = int(index.labels.max())
-        raise DataPrepError(f"{path}: label {bad} is not a known class (the Hoda {index.layout} table has {len(table)})")
+        raise DataError(f"{path}: label {bad} is not a known class (the Hoda {index.layout} table has {len(table)})")
     present = np.unique(index.labels)  # the label space holds the classes present in the file
     class_names = [table[label] for label in present]
     label_of = np.searchsorted(present, index.labels)  # (N,) positions in class_names

@@ -13,7 +13,7 @@ from PIL import Image
 from .classes import MNIST_CLASSES
 from sharing import first_line
 
-from .errors import DataPrepError
+from .errors import DataError
 from .normalize import resize_square
 from .sources import Source, file_provenance
 
@@ -38,16 +38,16 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as error:
-        raise DataPrepError(f"{path}: cannot read or decompress the file ({error}); re-download it") from None
+        raise DataError(f"{path}: cannot read or decompress the file ({error}); re-download it") from None
     if raw[:4] != _IDX_MAGIC[ndim]:
-        raise DataPrepError(f"{path}: not an IDX file of {ndim}-D unsigned bytes (bad magic {raw[:4].hex()})")
+        raise DataError(f"{path}: not an IDX file of {ndim}-D unsigned bytes (bad magic {raw[:4].hex()})")
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise DataPrepError(f"{path}: truncated IDX header; re-download the file")
+        raise DataError(f"{path}: truncated IDX header; re-download the file")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     expected = header + int(np.prod(shape))
     if len(raw) != expected:
-        raise DataPrepError(
+        raise DataError(
             f"{path}: IDX header promises shape {shape} ({expected:,} bytes) but the file has "
             f"{len(raw):,} bytes; it is truncated or corrupt, re-download it"
         )
@@ -80,15 +80,15 @@ def idx_sources(directory: Path, image_size: int) -> list[Source]:
         if images_path is None or labels_path is None:
             found, missing = (images_path, "labels") if labels_path is None else (labels_path, "images")
             missing_name = f"{prefix}-{missing}-idx{3 if missing == 'images' else 1}-ubyte[.gz]"
-            raise DataPrepError(f"{found}: found, but its {missing} file {missing_name} is missing from {directory}")
+            raise DataError(f"{found}: found, but its {missing} file {missing_name} is missing from {directory}")
         images, labels = read_idx(images_path, 3), read_idx(labels_path, 1)
         if len(images) != len(labels):
-            raise DataPrepError(
+            raise DataError(
                 f"{images_path}: {len(images):,} images but {labels_path.name} has {len(labels):,} labels; "
                 "the two files must come from the same distribution"
             )
         if labels.size and labels.max() >= len(MNIST_CLASSES):
-            raise DataPrepError(f"{labels_path}: label {labels.max()} is not a known class (MNIST labels are 0-9)")
+            raise DataError(f"{labels_path}: label {labels.max()} is not a known class (MNIST labels are 0-9)")
         sources.append(
             Source(
                 name=str(images_path),
@@ -102,7 +102,7 @@ def idx_sources(directory: Path, image_size: int) -> list[Source]:
             )
         )
     if not sources:
-        raise DataPrepError(
+        raise DataError(
             f"{directory}: no MNIST IDX files found (expected train-images-idx3-ubyte[.gz] and "
             "train-labels-idx1-ubyte[.gz] and/or the t10k-* pair)"
         )
@@ -131,7 +131,7 @@ def hub_sources(repo_id: str, image_size: int) -> list[Source]:
         dataset_dict = datasets.load_dataset(repo_id)
     except Exception as error:  # network, auth and format errors come in many types
         reason = first_line(error)
-        raise DataPrepError(
+        raise DataError(
             f"--source {repo_id}: not a local directory, and loading it from the Hugging Face Hub failed "
             f"({reason}); pass a directory holding the MNIST IDX files"
         ) from None
@@ -142,9 +142,9 @@ def hub_sources(repo_id: str, image_size: int) -> list[Source]:
         dataset = dataset_dict[split]
         label_feature = dataset.features.get("label")
         if "image" not in dataset.column_names or not hasattr(label_feature, "names"):
-            raise DataPrepError(f"--source {repo_id}: expected columns 'image' and a ClassLabel 'label'")
+            raise DataError(f"--source {repo_id}: expected columns 'image' and a ClassLabel 'label'")
         if list(label_feature.names) != list(MNIST_CLASSES):
-            raise DataPrepError(f"--source {repo_id}: its classes {label_feature.names} are not the MNIST digits")
+            raise DataError(f"--source {repo_id}: its classes {label_feature.names} are not the MNIST digits")
 
         def read(select=None, dataset=dataset):
             rows = dataset if select is None else dataset.select(sorted(select))
@@ -164,5 +164,5 @@ def hub_sources(repo_id: str, image_size: int) -> list[Source]:
             )
         )
     if not sources:
-        raise DataPrepError(f"--source {repo_id}: the Hub dataset has neither a 'train' nor a 'test' split")
+        raise DataError(f"--source {repo_id}: the Hub dataset has neither a 'train' nor a 'test' split")
     return sources

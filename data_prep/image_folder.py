@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from PIL import Image, UnidentifiedImageError
 
 from .classes import persian_order, resolve_persian_class
-from .errors import DataPrepError
+from .errors import DataError
 from .normalize import fit_and_center, to_white_on_black
 from .sources import Source, file_provenance
 
@@ -54,13 +54,13 @@ def _check_member(path: Path, info: zipfile.ZipInfo) -> None:
     """Refuse a zip member whose name leaves the archive or whose size would exhaust memory."""
     name = PurePosixPath(info.filename)
     if name.is_absolute() or ".." in name.parts or "\\" in info.filename or ":" in name.parts[0]:
-        raise DataPrepError(f"{path}: member {info.filename!r} has an unsafe name (absolute or with '..'); "
+        raise DataError(f"{path}: member {info.filename!r} has an unsafe name (absolute or with '..'); "
                             "rebuild the zip with relative names")
     if info.file_size > MAX_MEMBER_BYTES:
-        raise DataPrepError(f"{path}: member {info.filename} declares {info.file_size:,} bytes, more than the "
+        raise DataError(f"{path}: member {info.filename} declares {info.file_size:,} bytes, more than the "
                             f"{MAX_MEMBER_BYTES:,} an image may have; remove it from the zip")
     if info.file_size > 1_000_000 and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
-        raise DataPrepError(f"{path}: member {info.filename} would expand {info.file_size // max(info.compress_size, 1):,}"
+        raise DataError(f"{path}: member {info.filename} would expand {info.file_size // max(info.compress_size, 1):,}"
                             f" times (a zip bomb?); remove it from the zip")
 
 
@@ -69,7 +69,7 @@ def _zip_tree(path: Path) -> _Tree:
         archive = zipfile.ZipFile(path)
         infos = [info for info in archive.infolist() if not info.is_dir()]
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as error:
-        raise DataPrepError(f"{path}: not a readable zip file ({error})") from None
+        raise DataError(f"{path}: not a readable zip file ({error})") from None
     for info in infos:
         _check_member(path, info)
 
@@ -102,7 +102,7 @@ def _strip_wrapper(files: list[PurePosixPath]) -> tuple[PurePosixPath, list[Pure
 def _detect_layout(root: str, images: list[PurePosixPath], numeric_labels: str) -> str:
     depths = {len(f.parts) for f in images}
     if depths != {2}:
-        raise DataPrepError(
+        raise DataError(
             f"{root}: cannot tell the layout: images should sit one folder deep (<root>/<class>/*.png or "
             f"<root>/<sample>/<label>.png) or be listed in a {LABELS_CSV}; pass --layout to force one"
         )
@@ -120,16 +120,16 @@ def _csv_labels(text: str, csv_path: PurePosixPath, shown: str) -> dict[PurePosi
     try:
         rows = [row for row in csv.reader(io.StringIO(text)) if row]
     except csv.Error as error:  # e.g. a NUL byte in a damaged file
-        raise DataPrepError(f"{shown}: not a readable CSV table ({error}); it should list 'file,label' rows") from None
+        raise DataError(f"{shown}: not a readable CSV table ({error}); it should list 'file,label' rows") from None
     if rows and rows[0][-1].strip().lower() == "label":
         rows = rows[1:]
     labels = {}
     for line, row in enumerate(rows, start=1):
         if len(row) != 2:
-            raise DataPrepError(f"{shown}: row {line} should be 'file,label', got {row}")
+            raise DataError(f"{shown}: row {line} should be 'file,label', got {row}")
         labels[csv_path.parent / row[0].strip()] = row[1].strip()
     if not labels:
-        raise DataPrepError(f"{shown}: no rows; it should list 'file,label' for each image")
+        raise DataError(f"{shown}: no rows; it should list 'file,label' for each image")
     return labels
 
 
@@ -141,24 +141,24 @@ def _raw_labels(
     if layout == "csv":
         csv_files = [f for f in relative if f.name == LABELS_CSV]
         if not csv_files:
-            raise DataPrepError(f"{path}: --layout csv needs a {LABELS_CSV} file")
+            raise DataError(f"{path}: --layout csv needs a {LABELS_CSV} file")
         raw_labels = {}
         for csv_file in csv_files:
             try:
                 text = tree.open(prefix / csv_file).decode("utf-8-sig")
             except (OSError, UnicodeDecodeError) as error:
-                raise DataPrepError(f"{path}: cannot read {prefix / csv_file} ({error}); it should be a UTF-8 "
+                raise DataError(f"{path}: cannot read {prefix / csv_file} ({error}); it should be a UTF-8 "
                                     "'file,label' table") from None
             raw_labels.update(_csv_labels(text, csv_file, f"{path}/{prefix / csv_file}"))
         on_disk = set(images)
         missing = [f for f in raw_labels if f not in on_disk]
         if missing:
-            raise DataPrepError(f"{path}: {LABELS_CSV} lists {missing[0]}, which is not an image in the folder")
+            raise DataError(f"{path}: {LABELS_CSV} lists {missing[0]}, which is not an image in the folder")
         images = sorted(raw_labels)
         return images, raw_labels, {f: f"{LABELS_CSV} row for {f}" for f in images}
     bad = next((f for f in images if len(f.parts) != 2), None)
     if bad is not None:
-        raise DataPrepError(f"{path}: {bad} is not one folder deep, as --layout {layout} needs")
+        raise DataError(f"{path}: {bad} is not one folder deep, as --layout {layout} needs")
     part = (lambda f: f.stem) if layout == "per_sample" else (lambda f: f.parts[0])
     return images, {f: part(f) for f in images}, {f: f"{f}" for f in images}
 
@@ -171,7 +171,7 @@ def _resolve_labels(
     for f in images:
         name = resolve_persian_class(raw_labels[f], numeric_labels)
         if name is None:
-            raise DataPrepError(
+            raise DataError(
                 f"{path}: label {raw_labels[f]!r} ({where[f]}) is not a known class; use a Persian digit or "
                 "letter, its Latin name, or a number of the --numeric_labels table"
             )
@@ -197,7 +197,7 @@ def _image_reader(
             except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
                     EOFError, zlib.error) as error:
                 if not skip_bad_images:
-                    raise DataPrepError(
+                    raise DataError(
                         f"{path}: unreadable image {prefix / f} ({error}); fix or remove it, or pass --skip_bad_images"
                     ) from None
                 skipped.append(str(prefix / f))
@@ -229,7 +229,7 @@ def image_folder_source(
     prefix, relative = _strip_wrapper([f for f in tree.files if _visible(f)])
     images = [f for f in relative if f.suffix.lower() in IMAGE_SUFFIXES]
     if not images:
-        raise DataPrepError(f"{path}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise DataError(f"{path}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     if layout == "auto":
         has_csv = any(f.name == LABELS_CSV for f in relative)
         layout = "csv" if has_csv else _detect_layout(str(path), images, numeric_labels)

@@ -10,7 +10,7 @@ from huggingface_hub import DatasetCard
 
 from sharing import push_folder
 
-from .errors import DataPrepError
+from .errors import DataError
 
 
 def write_hub_layout(dataset_dict: datasets.DatasetDict, card_path: Path | None, folder: Path) -> None:
@@ -61,7 +61,7 @@ def push_dataset(
         `str`: the URL of the dataset repo.
 
     Raises:
-        `DataPrepError`: the folder is not a dataset saved by `prepare`.
+        `DataError`: the folder is not a dataset saved by `prepare`.
         `sharing.PushError`: the upload failed.
     """
     card_path = None
@@ -70,7 +70,7 @@ def push_dataset(
     else:
         folder = Path(output_dir_or_dataset)
         if not (folder / "dataset_dict.json").is_file():
-            raise DataPrepError(f"{folder}: not a dataset saved by data_prep (no dataset_dict.json)")
+            raise DataError(f"{folder}: not a dataset saved by data_prep (no dataset_dict.json)")
         dataset_dict = datasets.load_from_disk(str(folder))
         card_path = folder / "README.md" if (folder / "README.md").is_file() else None
     with tempfile.TemporaryDirectory(prefix="dataset-push-") as staging:

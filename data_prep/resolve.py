@@ -26,19 +26,15 @@ import datasets
 
 from sharing import first_line
 
-from .errors import DataPrepError
+from .build import prepare
+from .errors import DataError
+from .registry import NAMED_DATASETS, looks_like_hub_id
 
-# The datasets `python -m data_prep` builds, by name; also the kinds `prepare` accepts.
-NAMED_DATASETS = ("mnist", "persian", "glyphs")
 # Share of a dataset without a `test` split that is held out as one (seeded).
 TEST_SHARE = 0.05
 # Shards of a stream made from a local map-style dataset (`to_iterable_dataset`): enough for the processes and
 # data-loading workers of one run to read disjoint parts, and for shuffling the shard order.
 STREAM_SHARDS = 64
-
-
-class DataError(ValueError):
-    """A dataset that cannot be found or used, reported as one sentence at start-up."""
 
 
 @dataclass
@@ -61,15 +57,6 @@ class ResolvedDataset:
     class_names: list[str] | None
     description: str
     streaming: bool = False
-
-
-def looks_like_hub_id(text: str) -> bool:
-    """Whether `text` is shaped like a Hub repo id: "name" or "owner/name" of letters, digits, "-", "_", "."."""
-    parts = text.split("/")
-    return 1 <= len(parts) <= 2 and all(
-        part and not part.startswith(".") and part.replace("-", "").replace("_", "").replace(".", "").isalnum()
-        for part in parts
-    )
 
 
 def missing_local_path(text: str) -> str | None:
@@ -107,12 +94,9 @@ def _load_named(name: str, data_dir: Path) -> datasets.DatasetDict:
         return datasets.load_from_disk(str(path))
     if name != "glyphs":
         raise DataError(f"--dataset {name}: {path} is not prepared; run `{_prepare_command(name, data_dir)}` first.")
-    # Imported here because `build` takes NAMED_DATASETS from this module.
-    from .build import prepare
-
     try:
         return prepare("glyphs", output_dir=str(path))
-    except DataPrepError as err:
+    except DataError as err:
         raise DataError(f"--dataset glyphs: could not build {path} ({err}).") from err
 
 
