@@ -29,8 +29,8 @@ import torch  # noqa: E402
 from transformers import HfArgumentParser  # noqa: E402
 
 from pipelines import GlyphDDPMPipeline, image_grid, save_trajectory_gif  # noqa: E402
-from pipelines.glyph_pipeline import DEFAULT_NUM_INFERENCE_STEPS  # noqa: E402
 from pipelines.fast_inference import inference_autocast  # noqa: E402
+from pipelines.glyph_pipeline import DEFAULT_NUM_INFERENCE_STEPS  # noqa: E402
 from pipelines.samplers import use_sampler  # noqa: E402
 from sharing import first_line  # noqa: E402
 

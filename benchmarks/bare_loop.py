@@ -14,8 +14,8 @@ same default sampler as every other recipe (SDE-DPM-Solver++, 10 steps).
 from __future__ import annotations
 
 import argparse
-import json
 import contextlib
+import json
 import math
 import time
 from pathlib import Path

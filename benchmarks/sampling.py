@@ -17,8 +17,8 @@ import PIL.ImageDraw
 import torch
 
 from pipelines import GlyphDDPMPipeline, image_grid
-from pipelines.samplers import use_sampler
 from pipelines.generate import parse_class_label
+from pipelines.samplers import use_sampler
 
 # (label, sampler name in pipelines.samplers.SAMPLERS, steps, seed for the sampler's own noise)
 RUNS = [

@@ -35,11 +35,20 @@ import torch
 
 from data_prep.resolve import resolve_dataset
 from training.config import TrainConfig
-from training.data import (DecodedImages, EpochBatchSampler, TensorImages, cached_images, first_image, image_channels,
-                           make_loader, native_resolution, to_model_range)
-from training.streaming import StreamedBatches
+from training.data import (
+    DecodedImages,
+    EpochBatchSampler,
+    TensorImages,
+    cached_images,
+    first_image,
+    image_channels,
+    make_loader,
+    native_resolution,
+    to_model_range,
+)
 from training.losses import diffusion_loss, training_target
 from training.model import build_noise_scheduler, build_unet, count_parameters, learning_rate
+from training.streaming import StreamedBatches
 
 
 def diffusers_example_loader(split, image_column: str, resolution: int, batch_size: int, workers: int):
@@ -155,7 +164,7 @@ def data_path_setups(args, data, device, precision: str, threads: int, folder: P
 
     setups = []
     for resolution in args.resolutions:
-        def setup(name, batches):
+        def setup(name, batches, resolution=resolution):  # called within this iteration only
             return Setup(f"{name}, {resolution} px", "tiny", channels, batches, resolution, precision, threads, device)
 
         memory = TensorImages(cached_images(split, column, resolution, channels).to(device), None)

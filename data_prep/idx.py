@@ -10,9 +10,9 @@ import datasets
 import numpy as np
 from PIL import Image
 
-from .classes import MNIST_CLASSES
 from sharing import first_line
 
+from .classes import MNIST_CLASSES
 from .errors import DataError
 from .normalize import resize_square
 from .sources import Source, file_provenance

@@ -13,8 +13,8 @@ import PIL.Image
 import torch
 from transformers import HfArgumentParser
 
-from pipelines.glyph_pipeline import DEFAULT_NUM_INFERENCE_STEPS, GlyphDDPMPipeline, image_grid, save_trajectory_gif
 from pipelines.fast_inference import inference_autocast
+from pipelines.glyph_pipeline import DEFAULT_NUM_INFERENCE_STEPS, GlyphDDPMPipeline, image_grid, save_trajectory_gif
 from pipelines.samplers import SAMPLERS, use_sampler
 from sharing import first_line
 

@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Optional
 
 import diffusers
 import numpy as np
@@ -76,7 +76,7 @@ class GlyphDDPMPipeline(DiffusionPipeline):
         scheduler: SchedulerMixin,
         # Dict[str, str], not Mapping[str | int, str]: diffusers checks loaded values against these annotations
         # and warns on a mismatch; model_index.json always gives string keys.
-        id2label: Optional[Dict[str, str]] = None,
+        id2label: Optional[dict[str, str]] = None,
     ):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler)

@@ -14,8 +14,15 @@ from PIL import Image
 
 import data_prep
 from data_prep import DataPrepError
-from tests.data_writers import (glyph_png, random_glyphs, write_hoda_cdb5, write_hoda_digits_cdb, write_image_folder,
-                                write_mnist_pair, zip_folder)
+from tests.data_writers import (
+    glyph_png,
+    random_glyphs,
+    write_hoda_cdb5,
+    write_hoda_digits_cdb,
+    write_image_folder,
+    write_mnist_pair,
+    zip_folder,
+)
 
 DEFAULT_CASES, SLOW_CASES = 300, 2000
 SECONDS_PER_CASE = 30  # a hang fails the test instead of stalling the suite

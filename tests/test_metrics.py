@@ -232,10 +232,10 @@ def test_class_accuracy_overall_and_per_class():
 def test_every_metric_loads_by_path_offline_in_a_clean_process():
     script = (
         "import evaluate\n"
-        "for name in %r:\n"
+        f"for name in {METRIC_NAMES!r}:\n"
         "    m = evaluate.load('evaluation/metrics/' + name)\n"
         "    assert isinstance(m, evaluate.Metric), name\n"
-        "print('ok')\n" % (METRIC_NAMES,)
+        "print('ok')\n"
     )
     # A dead endpoint as well as offline mode: any attempt to reach a Hub would fail loudly.
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9", "HF_DATASETS_OFFLINE": "1"}

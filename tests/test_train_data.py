@@ -7,8 +7,16 @@ import torch
 
 from data_prep.resolve import DataError, resolve_dataset
 from tests.train_helpers import make_dataset_dict, make_image_folder
-from training.data import (EpochBatchSampler, cached_images, decode_images, first_image, image_channels, native_resolution,
-                           random_hflip, to_model_range)
+from training.data import (
+    EpochBatchSampler,
+    cached_images,
+    decode_images,
+    first_image,
+    image_channels,
+    native_resolution,
+    random_hflip,
+    to_model_range,
+)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 
 from tests.train_helpers import FAST_ARGS, launch
 
+
 def csv_rows(path):
     with open(path, newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import sys
-import shutil
 import threading
 from collections.abc import Iterable
 from pathlib import Path

@@ -19,21 +19,44 @@ from tqdm.auto import tqdm
 from data_prep.resolve import ResolvedDataset
 from pipelines import save_pipeline
 from sharing import push_folder
-from training.checkpointing import (TrainingProgress, check_resume_layout, data_layout, list_checkpoints,
-                                    read_process_file, remove_partial_checkpoints, restore_checkpoint, save_checkpoint)
+from training.checkpointing import (
+    TrainingProgress,
+    check_resume_layout,
+    data_layout,
+    list_checkpoints,
+    read_process_file,
+    remove_partial_checkpoints,
+    restore_checkpoint,
+    save_checkpoint,
+)
 from training.config import ConfigError, TrainConfig
-from training.data import (DecodedImages, EpochBatchSampler, IndexedBatches, TensorImages, cached_images, make_loader,
-                           random_hflip, to_model_range)
+from training.data import (
+    DecodedImages,
+    EpochBatchSampler,
+    IndexedBatches,
+    TensorImages,
+    cached_images,
+    make_loader,
+    random_hflip,
+    to_model_range,
+)
 from training.draws import GlobalBatchDraws
-from training.streaming import StreamedBatches, first_images
-from training.faults import (WRITE_ERRORS, Interrupted, SaveFailed, StopSignals, check_step, check_weights,
-                             save_failed_message)
+from training.faults import (
+    WRITE_ERRORS,
+    Interrupted,
+    SaveFailed,
+    StopSignals,
+    check_step,
+    check_weights,
+    save_failed_message,
+)
 from training.losses import diffusion_loss, log_normal_timestep_probabilities, training_target
 from training.model import learning_rate
-from training.schedule import build_lr_scheduler
-from training.threads import SlowdownWatch, default_cpu_threads
 from training.plots import plot_loss_curve, write_loss_csv
 from training.sample_quality import FidCheck, load_eval_classifier
+from training.schedule import build_lr_scheduler
+from training.streaming import StreamedBatches, first_images
+from training.threads import SlowdownWatch, default_cpu_threads
 from training.validation import ValidationSet, log_grid, sample_grid, save_grid
 
 # The train loss is averaged over this many optimizer steps before it is logged and written to the CSV;

@@ -9,7 +9,7 @@ then reaches zero as the budget ends (measured in docs/time_to_quality.md).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from diffusers.optimization import get_scheduler
