@@ -3,7 +3,7 @@
     accelerate launch [--config_file accelerate_config.yaml] train_ddpm.py --dataset glyphs --output_dir runs/glyphs
 
 Settings: `python train_ddpm.py --help` (all of them live in `training.config.TrainConfig`).
-The work happens in `training/`: config, data, model, losses, loop, checkpointing, validation, plots.
+The work happens in `training/` (its `__init__.py` lists the modules and what each does).
 """
 
 from __future__ import annotations

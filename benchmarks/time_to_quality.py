@@ -38,9 +38,6 @@ REPO = Path(__file__).resolve().parent.parent
 RECIPE_FILES = {"previous": "benchmarks/recipes/previous.yaml",
                 "diffusers_example": "benchmarks/recipes/diffusers_example.yaml"}
 RECIPES = ("default", "previous", "diffusers_example", "bare_loop")
-# Scores read from each metrics.json: (key, label, scale, higher is better).
-SCORES = (("recognisable", "recognisable", 100, True), ("frechet_distance", "Fréchet distance", 1, False),
-          ("precision", "precision", 1, True), ("recall", "recall", 1, True))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -12,11 +12,6 @@ from tests.train_helpers import REPO_ROOT, make_dataset_dict, reset_accelerate_s
 # a user's fresh clone does not have them.
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
-requires_shared_data = pytest.mark.skipif(
-    not SHARED_DATA.is_dir(), reason=f"real data not found at {SHARED_DATA} (only developer machines and CI have ../shared)"
-)
-
-
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Path to `../shared/data`; skips the test when it is absent."""

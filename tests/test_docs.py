@@ -102,3 +102,10 @@ def test_every_figure_names_its_machine_and_the_commit_or_command_that_made_it()
     assert len(found) >= 15, "the figure finder stopped finding the docs' figures"
     lacking = [f"{s.page}:{s.line} ({s.heading}): {', '.join(p)}" for s in found if (p := problems(s, commit_exists))]
     assert not lacking, "figures without their machine and origin:\n" + "\n".join(lacking)
+
+
+def test_the_code_map_names_only_files_that_exist():
+    text = (REPO / "docs" / "code.md").read_text(encoding="utf-8")
+    paths = set(re.findall(r"`((?:[\w.]+/)*[\w.]+\.py)`", text)) - {"benchmarks/NAME.py"}
+    assert len(paths) >= 20, "the map names fewer files than it should"
+    assert not sorted(path for path in paths if not (REPO / path).is_file())

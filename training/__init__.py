@@ -1,4 +1,13 @@
-"""Training DDPMs on datasets of handwritten characters: config, data, model, losses, loop, checkpointing, validation, plots.
+"""Training DDPMs on datasets of handwritten characters; `train_ddpm.py` at the project root is the entry point
+and calls these parts, each a module named for what it does:
 
-The entry point is `train_ddpm.py` at the project root; this package holds the parts it calls.
+- `config`: the one typed config (`TrainConfig`), its command line and start-up checks;
+- `data`, `streaming`, `draws`: batches from a resolved dataset (in memory, decoded per batch, or streamed),
+  and the random numbers of each step, independent of the process count;
+- `model`: the UNet presets and the noise schedule; `losses`: targets, timestep sampling and the min-SNR loss;
+- `schedule`: the learning-rate schedule over steps or the wall-clock budget; `precision`: `--mixed_precision auto`;
+  `threads`: CPU threads per process;
+- `loop`: the `Trainer`; `checkpointing`: checkpoints and resume; `faults`: divergence, failed saves, signals;
+- `validation`, `sample_quality`, `plots`: the validation loss and sample grids, Fréchet distance during
+  training, the loss curve.
 """
