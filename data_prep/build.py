@@ -242,13 +242,13 @@ def prepare(kind: str, *, command: str | None = None, **options) -> datasets.Dat
     save_atomically(dataset_dict, card, output_dir)
     if config.push_to_hub:
         try:
-            push_dataset(output_dir, config.push_to_hub, private=config.private)
+            push_dataset(output_dir, config.hub_model_id, private=config.hub_private_repo)
         except DataError:
             raise
         except Exception as error:  # network, auth and server errors come in many types
             reason = first_line(error)
             raise DataError(
-                f"--push_to_hub {config.push_to_hub}: the push failed ({reason}); the dataset is saved in "
+                f"--hub_model_id {config.hub_model_id}: the push failed ({reason}); the dataset is saved in "
                 f"{output_dir}, push it again with data_prep.push_dataset"
             ) from None
     return datasets.load_from_disk(str(output_dir))

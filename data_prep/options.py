@@ -4,6 +4,8 @@ generated from their fields (`HfArgumentParser`), each field's help in its metad
 from dataclasses import dataclass, field
 from typing import Optional
 
+from sharing import HubArguments
+
 from .classes import NUMERIC_TABLES
 from .errors import DataError
 from .image_folder import LAYOUTS
@@ -12,7 +14,7 @@ DEFAULT_MNIST_SOURCE = "ylecun/mnist"
 
 
 @dataclass(kw_only=True)
-class PrepareOptions:
+class PrepareOptions(HubArguments):
     """The options of every kind; `prepare(kind, **options)` and `python -m data_prep KIND` take the fields of the
     kind's subclass (`OPTIONS[kind]`), with their help in the field metadata."""
 
@@ -28,11 +30,6 @@ class PrepareOptions:
     )
     seed: int = field(default=0, metadata={"help": "seeds the subset, the split and the rendering"})
     overwrite: bool = field(default=False, metadata={"help": "replace an existing dataset in --output_dir"})
-    push_to_hub: Optional[str] = field(
-        default=None, metadata={"help": "also push the dataset and its card to this Hub repo", "metavar": "REPO_ID"}
-    )
-    private: bool = field(default=False, metadata={"help": "create the Hub repo private (with --push_to_hub)"})
-
     def check(self) -> None:
         """Cross-argument checks; raise `DataError` with a sentence naming the argument."""
         if not 8 <= self.image_size <= 1024:
@@ -41,8 +38,8 @@ class PrepareOptions:
             raise DataError(f"--test_fraction {self.test_fraction}: must be between 0 and 1 (exclusive)")
         if self.max_samples is not None and self.max_samples < 2:
             raise DataError(f"--max_samples {self.max_samples}: must be at least 2 (one train, one test image)")
-        if self.private and not self.push_to_hub:
-            raise DataError("--private only applies with --push_to_hub REPO_ID")
+        if (problem := self.hub_problem()) is not None:
+            raise DataError(problem)
 
 
 @dataclass(kw_only=True)

@@ -26,7 +26,7 @@ from evaluation.data import resolve_labelled, split_to_tensors
 from evaluation.errors import EvaluationError
 from evaluation.metrics import load_metric
 from evaluation.output import write_folder
-from sharing import PushError, push_folder
+from sharing import HubArguments, PushError, push_folder
 
 
 @dataclass
@@ -64,10 +64,6 @@ class ClassifierTrainingConfig:
                           "data without one (as train_ddpm.py --seed does)."},
     )
     overwrite: bool = field(default=False, metadata={"help": "Replace an existing --output_dir."})
-    push_to_hub: str | None = field(
-        default=None, metadata={"help": "Also upload the saved classifier to this Hub model repo (namespace/name)."}
-    )
-    private: bool = field(default=False, metadata={"help": "With --push_to_hub: create the repo private."})
 
 
 def random_affine(images: torch.Tensor, config: ClassifierTrainingConfig, generator: torch.Generator) -> torch.Tensor:
@@ -189,23 +185,23 @@ def train_classifier(config: ClassifierTrainingConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = HfArgumentParser(ClassifierTrainingConfig, description=__doc__.split("\n\n")[0])
-    (config,) = parser.parse_args_into_dataclasses(args=argv)
+    parser = HfArgumentParser((ClassifierTrainingConfig, HubArguments), description=__doc__.split("\n\n")[0])
+    config, hub = parser.parse_args_into_dataclasses(args=argv)
     if len(config.hidden_sizes) != len(config.depths):
         parser.error("--hidden_sizes and --depths need one value per stage (the same number of values)")
     for name in ("num_epochs", "batch_size"):
         if getattr(config, name) < 1:
             parser.error(f"--{name} must be at least 1")
-    if config.private and not config.push_to_hub:
-        parser.error("--private only applies with --push_to_hub REPO_ID")
+    if (problem := hub.hub_problem()) is not None:
+        parser.error(problem)
     try:
         results = train_classifier(config)
     except EvaluationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if config.push_to_hub:
+    if hub.push_to_hub:
         try:
-            url = push_folder(config.output_dir, config.push_to_hub, private=config.private)
+            url = push_folder(config.output_dir, hub.hub_model_id, private=hub.hub_private_repo)
         except PushError as error:
             print(f"error: the classifier is saved in {config.output_dir} but the push failed: {error}", file=sys.stderr)
             return 1

@@ -35,6 +35,7 @@ from evaluation.output import write_folder
 from evaluation.sampling import is_class_conditional, sample_images
 from evaluation.train_classifier import ClassifierTrainingConfig, fit_classifier, score_classifier
 from evaluation.usefulness_report import save_generated_dataset, write_report
+from sharing import HubArguments
 
 
 @dataclass
@@ -59,7 +60,6 @@ class UsefulnessConfig:
     device: str = field(default="cuda" if torch.cuda.is_available() else "cpu", metadata={"help": "Torch device."})
     save_dataset: Optional[str] = field(default=None, metadata={
         "help": "Also save the generated images as a datasets dataset here, with a card saying they are synthetic."})
-    push_to_hub: Optional[str] = field(default=None, metadata={"help": "With --save_dataset: push it to this repo."})
     overwrite: bool = field(default=False, metadata={"help": "Replace an existing --output_dir."})
 
 
@@ -118,7 +118,7 @@ def augmentation_curve(names, real, generated, test, config, classifier_recipe) 
     return rows
 
 
-def usefulness(model: str, config: UsefulnessConfig) -> dict:
+def usefulness(model: str, config: UsefulnessConfig, hub: HubArguments | None = None) -> dict:
     """Runs the three measures and writes the report; returns what `usefulness.json` holds.
 
     Raises:
@@ -151,35 +151,38 @@ def usefulness(model: str, config: UsefulnessConfig) -> dict:
     }
     write_folder(output_dir, lambda folder: write_report(folder, results, generated[0], real[0]))
     if config.save_dataset:
-        save_generated_dataset(config.save_dataset, generated, names, model, config.seed, config.push_to_hub)
+        save_generated_dataset(config.save_dataset, generated, names, model, config.seed, hub or HubArguments())
     return results
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[UsefulnessConfig, str]:
+def parse_args(argv: list[str] | None = None) -> tuple[UsefulnessConfig, HubArguments, str]:
     """Parse and check the command line; exits with one line on a bad argument.
 
     Returns:
-        The config (with `--fractions 0` dropped, so an empty list skips the augmentation curve) and the model.
+        The config (with `--fractions 0` dropped, so an empty list skips the augmentation curve), the Hub flags
+        (for `--save_dataset`) and the model.
     """
-    parser = HfArgumentParser(UsefulnessConfig, prog="python -m evaluation.usefulness",
+    parser = HfArgumentParser((UsefulnessConfig, HubArguments), prog="python -m evaluation.usefulness",
                               description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="A class-conditional pipeline folder (train_ddpm.py --output_dir) or Hub id.")
-    config, extra = parser.parse_args_into_dataclasses(args=argv)
+    config, hub, extra = parser.parse_args_into_dataclasses(args=argv)
     model = extra.model
     if config.per_class < 1 or config.num_epochs < 1 or config.batch_size < 1:
         parser.error("--per_class, --num_epochs and --batch_size must be at least 1")
     if any(not 0 <= f <= 1 for f in config.fractions):
         parser.error("--fractions must lie in (0, 1], or be 0 to skip the augmentation curve")
     config.fractions = [f for f in config.fractions if f > 0]
-    if config.push_to_hub and not config.save_dataset:
-        parser.error("--push_to_hub needs --save_dataset DIR")
-    return config, model
+    if (problem := hub.hub_problem()) is not None:
+        parser.error(problem)
+    if hub.push_to_hub and not config.save_dataset:
+        parser.error("--push_to_hub needs --save_dataset DIR (the generated set is what it uploads)")
+    return config, hub, model
 
 
 def main(argv: list[str] | None = None) -> int:
-    config, model = parse_args(argv)
+    config, hub, model = parse_args(argv)
     try:
-        results = usefulness(model, config)
+        results = usefulness(model, config, hub)
     except EvaluationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

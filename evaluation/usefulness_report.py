@@ -13,6 +13,7 @@ import torch
 
 from data_prep import push_dataset
 from evaluation.output import write_folder
+from sharing import HubArguments
 
 matplotlib.use("Agg")  # files only
 import matplotlib.pyplot as plt  # noqa: E402
@@ -79,7 +80,7 @@ def write_report(folder: Path, results: dict, samples: torch.Tensor, train: torc
 
 
 def save_generated_dataset(output_dir: str, generated: tuple, names: list[str], model: str, seed: int,
-                           push_to_hub: str | None = None) -> None:
+                           hub: HubArguments) -> None:
     """The generated images as a `DatasetDict` (a seeded 10% as `test`) with a card saying they are synthetic."""
     images, labels = generated
     pixels = (images[:, 0].clamp(0, 1) * 255).round().byte().numpy()
@@ -96,5 +97,5 @@ def save_generated_dataset(output_dir: str, generated: tuple, names: list[str], 
         (folder / "README.md").write_text(card, encoding="utf-8")
 
     write_folder(Path(output_dir), write)
-    if push_to_hub:
-        push_dataset(output_dir, push_to_hub)  # the one publishing path for datasets
+    if hub.push_to_hub:  # the one publishing path for datasets
+        push_dataset(output_dir, hub.hub_model_id, private=hub.hub_private_repo)

@@ -146,7 +146,8 @@ def test_existing_output_dir_without_overwrite(tmp_path, capsys):
         (["--test_fraction", "1.5"], "--test_fraction"),
         (["--image_size", "4"], "--image_size"),
         (["--max_samples", "1"], "--max_samples"),
-        (["--private"], "--push_to_hub"),
+        (["--hub_private_repo"], "--hub_private_repo only applies with --push_to_hub"),
+        (["--push_to_hub"], "--push_to_hub needs --hub_model_id"),
     ],
 )
 def test_bad_arguments(tmp_path, capsys, flags, text):

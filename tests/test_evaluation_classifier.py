@@ -180,7 +180,8 @@ from evaluation import load_feature_extractor
 from evaluation.train_classifier import main
 dataset, output_dir = sys.argv[1:]
 argv = ["--dataset", dataset, "--output_dir", output_dir, "--num_epochs", "1", "--embedding_size", "8"]
-assert main([*argv, "--hidden_sizes", "8", "--depths", "1", "--push_to_hub", "tester/shapes-classifier"]) == 0
+assert main([*argv, "--hidden_sizes", "8", "--depths", "1", "--push_to_hub", "--hub_model_id",
+            "tester/shapes-classifier"]) == 0
 images = torch.rand(4, 1, 16, 16)
 local, remote = load_feature_extractor(output_dir), load_feature_extractor("tester/shapes-classifier")
 print(json.dumps({"names": remote.class_names, "diff": float((local(images)[1] - remote(images)[1]).abs().max())}))

@@ -185,7 +185,8 @@ DATASET_ROUND_TRIP = """
     import datasets, numpy as np
     from data_prep.cli import main
     output_dir, repo_id = sys.argv[1:]
-    args = ["glyphs", "--output_dir", output_dir, "--per_class", "2", "--seed", "0", "--push_to_hub", repo_id, "--private"]
+    args = ["glyphs", "--output_dir", output_dir, "--per_class", "2", "--seed", "0", "--push_to_hub", "--hub_model_id", repo_id,
+            "--hub_private_repo"]
     assert main(args) == 0
     local, loaded = datasets.load_from_disk(output_dir), datasets.load_dataset(repo_id)
     same_rows = all(

@@ -155,7 +155,8 @@ def test_a_streaming_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_
 PUSH_GLYPHS = """
     import sys
     from data_prep.cli import main
-    sys.exit(main(["glyphs", "--output_dir", sys.argv[1], "--per_class", "2", "--seed", "0", "--push_to_hub", sys.argv[2]]))
+    sys.exit(main(["glyphs", "--output_dir", sys.argv[1], "--per_class", "2", "--seed", "0", "--push_to_hub",
+                   "--hub_model_id", sys.argv[2]]))
 """
 
 

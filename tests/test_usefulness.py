@@ -76,9 +76,9 @@ def test_an_unconditional_model_is_refused_with_one_line(shapes, tmp_path, capsy
 
 
 def test_fractions_zero_skips_the_augmentation_curve_and_a_share_above_one_is_refused(capsys):
-    config, model = parse_args(["m", "--dataset", "d", "--output_dir", "o", "--fractions", "0"])
+    config, _, model = parse_args(["m", "--dataset", "d", "--output_dir", "o", "--fractions", "0"])
     assert config.fractions == [] and model == "m"
-    config, _ = parse_args(["m", "--dataset", "d", "--output_dir", "o", "--fractions", "0.05", "0"])
+    config, _, _ = parse_args(["m", "--dataset", "d", "--output_dir", "o", "--fractions", "0.05", "0"])
     assert config.fractions == [0.05]
     with pytest.raises(SystemExit):
         parse_args(["m", "--dataset", "d", "--output_dir", "o", "--fractions", "1.5"])
