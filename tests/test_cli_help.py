@@ -15,6 +15,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO_ROOT
 
 # The command (module and arguments before --help) -> a flag it must list and words of that flag's help.
@@ -100,3 +102,23 @@ def test_every_command_helps_from_an_installed_copy(tmp_path):
         assert result.returncode == 0, f"{name} --help: {result.stderr[-3000:]}"
         text = " ".join(result.stdout.split())  # argparse wraps lines at any width
         assert flag in text and words in text, f"{name} --help lacks {flag} / {words!r}:\n{result.stdout}"
+
+
+def test_the_console_scripts_of_the_packaging_answer_help():
+    """setup.cfg's console_scripts (installed by `pip install -e .`) run the same commands as `python -m`."""
+    import configparser
+    from pathlib import Path
+
+    config = configparser.ConfigParser()
+    config.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    scripts = [line.split("=")[0].strip() for line in config["options.entry_points"]["console_scripts"].splitlines()
+               if line.strip()]
+    assert "persian-ddpm-train" in scripts and len(scripts) == 5
+    bin_dir = Path(sys.executable).parent
+    missing = [name for name in scripts if not (bin_dir / name).exists() and shutil.which(name) is None]
+    if missing:
+        pytest.skip(f"console scripts not installed here ({', '.join(missing)}); pip install -e . installs them")
+    for name in scripts:
+        path = bin_dir / name if (bin_dir / name).exists() else shutil.which(name)
+        result = subprocess.run([str(path), "--help"], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0 and "usage:" in result.stdout, f"{name}: {result.stderr[-500:]}"

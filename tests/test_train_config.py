@@ -1,6 +1,7 @@
 """The typed config: defaults, config files, overrides and start-up errors."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -25,7 +26,7 @@ def test_every_field_has_a_flag_with_help():
 
 
 def test_diffusers_flag_names_are_kept():
-    flags = set(build_parser()._option_string_actions)
+    flags = set(re.findall(r"--[\w-]+", build_parser().format_help()))
     for flag in ("--resolution", "--train_batch_size", "--num_epochs", "--max_train_steps",
                  "--gradient_accumulation_steps", "--learning_rate", "--lr_scheduler", "--lr_warmup_steps",
                  "--adam_beta1", "--adam_beta2", "--adam_weight_decay", "--use_ema", "--ema_max_decay",

@@ -244,30 +244,35 @@ def build_parser() -> HfArgumentParser:
         TrainConfig,
         prog="train_ddpm.py",
         description="Train a DDPM (diffusers UNet2DModel + DDPMScheduler) on handwritten characters with accelerate.",
+        conflict_handler="resolve",  # so that `_keep_flag_forms` may define a generated flag again
     )
     _keep_flag_forms(parser)
     return parser
 
 
 def _keep_flag_forms(parser: HfArgumentParser) -> None:
-    """Amend the generated flags where train_ddpm.py has always taken forms that `HfArgumentParser` does not make.
+    """Define again the flags whose form train_ddpm.py has always taken but `HfArgumentParser` does not make.
 
     `HfArgumentParser` reads an `Optional[float]` as a plain float, hands `tuple[int, ...]` to argparse as the
     type (so `32` would become `("3", "2")`), and negates only the switches that are on by default, as
     `--no_use_ema`. Here, as before: `none` sets an optional number or name to None (`--snr_gamma none`), a tuple
     field takes one or more values (`--block_out_channels 32 64 64`; a config file may give `[]`), and every
-    switch also has argparse's `--no-<name>` (`--no-use_ema`, `--no-random_flip`).
+    switch also has argparse's `--no-<name>` (`--no-use_ema`, `--no-random_flip`). The parser resolves the
+    conflict of a flag defined twice by keeping the later definition (argparse's `conflict_handler="resolve"`).
     """
-    for name, annotation in typing.get_type_hints(TrainConfig).items():
-        kind, is_tuple = _base_type(annotation)
-        action = parser._option_string_actions[f"--{name}"]
+    hints = typing.get_type_hints(TrainConfig)
+    for spec in dataclasses.fields(TrainConfig):
+        name, help_text = spec.name, spec.metadata.get("help")
+        kind, is_tuple = _base_type(hints[name])
+        flags = [f"--{name}", *([f"--{name.replace('_', '-')}"] if "_" in name else [])]
         if is_tuple:
-            action.type, action.nargs = kind, "+"
+            parser.add_argument(*flags, dest=name, type=kind, nargs="+", default=spec.default, help=help_text)
         elif kind is bool:
             parser.add_argument(f"--no-{name}", action="store_false", dest=name, default=argparse.SUPPRESS,
                                 help=f"Turn --{name} off.")
-        elif type(None) in typing.get_args(annotation):
-            action.type = _none_or(kind)
+        elif type(None) in typing.get_args(hints[name]):
+            parser.add_argument(*flags, dest=name, type=_none_or(kind), default=spec.default, help=help_text,
+                                choices=spec.metadata.get("choices"))
 
 
 def load_config_file(path: str) -> dict[str, Any]:
