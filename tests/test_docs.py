@@ -90,7 +90,12 @@ def test_every_figure_names_its_machine_and_the_commit_or_command_that_made_it()
     CPU or GPU, cores, threads and an existing commit or the command (tests/docs_provenance.py)."""
     from tests.docs_provenance import RESULT_PAGES, problems, sections
 
+    shallow = subprocess.run(["git", "rev-parse", "--is-shallow-repository"], cwd=REPO, capture_output=True,
+                             text=True).stdout.strip() == "true"
+
     def commit_exists(commit: str) -> bool:
+        if shallow:  # a shallow clone lacks the older commits: only their form is checked
+            return True
         found = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=REPO, capture_output=True)
         return found.returncode == 0
 
