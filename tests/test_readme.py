@@ -11,7 +11,6 @@ there) and receiving the `push`. `python app.py` starts a server and is left to 
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -94,4 +93,4 @@ def test_the_readme_commands_run_as_written_and_chain(hub, shared_data, tmp_path
     assert (clone / "eval" / "mnist" / "metrics.json").is_file() and (clone / "classifiers" / "mnist").is_dir()
     pushed = hub.files("YOU/mnist-ddpm")
     assert "model_index.json" in pushed and "unet/diffusion_pytorch_model.safetensors" in pushed
-    assert textwrap.dedent(pushed["model_index.json"].decode()) == (clone / "runs/mnist/model_index.json").read_text()
+    assert pushed["model_index.json"].decode() == (clone / "runs/mnist/model_index.json").read_text()

@@ -50,11 +50,12 @@ def free_space(path) -> str:
         free = shutil.disk_usage(folder).free
     except OSError:
         return "free space unknown"
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if free < 1000 or unit == "GB":
-            return f"{free:.0f} {unit} free" if unit == "bytes" else f"{free:.1f} {unit} free"
-        free /= 1000
-    return ""  # not reached
+    value, unit = float(free), "bytes"
+    for larger in ("KB", "MB", "GB"):
+        if value < 1000:
+            break
+        value, unit = value / 1000, larger
+    return f"{value:.0f} bytes free" if unit == "bytes" else f"{value:.1f} {unit} free"
 
 
 def save_failed_message(what: str, path, error: BaseException | None, last_good=None) -> str:
