@@ -17,7 +17,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse  # noqa: E402  (the setting above must come before torch is imported)
 import functools  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 import uuid  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -28,11 +27,14 @@ import PIL.Image  # noqa: E402
 import torch  # noqa: E402
 from transformers import HfArgumentParser  # noqa: E402
 
-from pipelines import GlyphDDPMPipeline, image_grid, save_trajectory_gif  # noqa: E402
-from pipelines.fast_inference import inference_autocast  # noqa: E402
-from pipelines.glyph_pipeline import DEFAULT_NUM_INFERENCE_STEPS  # noqa: E402
-from pipelines.samplers import use_sampler  # noqa: E402
-from sharing import first_line  # noqa: E402
+from pipelines import (  # noqa: E402
+    CharacterDDPMPipeline,
+    image_grid,
+    sampling,  # noqa: E402
+    save_trajectory_gif,
+)
+from pipelines.samplers import DEFAULT_SAMPLER as DEFAULT_SAMPLER_KEY  # noqa: E402
+from pipelines.samplers import SAMPLERS  # noqa: E402
 
 # The model the README quick start trains; `--model`, $PERSIAN_DDPM_MODEL and a published Space's
 # model_id.txt override it.
@@ -46,16 +48,10 @@ MAX_IMAGES = 64
 GIF_FRAMES = 20
 # Where each call writes its denoising GIF; removed when the app exits.
 _GIF_DIR = tempfile.TemporaryDirectory(prefix="persian-ddpm-app-")
-# Shown name -> (key in `pipelines.samplers.SAMPLERS`, steps offered when it is picked). SDE-DPM-Solver++ with the
-# pipeline's default steps is the saved, fast default (docs/benchmarks.md, "Samplers"); deterministic DPM-Solver++
-# wants ~20 steps, DDIM ~50 and ancestral DDPM its full schedule.
-SAMPLER_CHOICES = {
-    "SDE-DPM-Solver++": ("dpm++sde", DEFAULT_NUM_INFERENCE_STEPS),
-    "DPM-Solver++": ("dpm++", 20),
-    "DDIM": ("ddim", 50),
-    "DDPM": ("ddpm", 1000),
-}
-DEFAULT_SAMPLER = "SDE-DPM-Solver++"
+# Shown name -> key in `pipelines.samplers.SAMPLERS`, whose entry gives the steps offered when it is picked.
+SAMPLER_CHOICES = {entry.title: name for name, entry in SAMPLERS.items()}
+DEFAULT_SAMPLER = SAMPLERS[DEFAULT_SAMPLER_KEY].title
+DEFAULT_NUM_INFERENCE_STEPS = SAMPLERS[DEFAULT_SAMPLER_KEY].num_inference_steps
 
 # System fonts only, so the browser downloads no font; one with Persian glyphs first for the character menu.
 # The pixels of the small characters stay sharp when the images are enlarged.
@@ -74,33 +70,25 @@ class ModelLoadError(Exception):
 
 
 @functools.lru_cache(maxsize=2)
-def load_model(model: str) -> GlyphDDPMPipeline:
+def load_model(model: str) -> CharacterDDPMPipeline:
     """Load (once) the pipeline saved at `model`, a local folder or a Hub model id, on the GPU if there is one.
 
     Raises:
         ModelLoadError: with one line naming the model, the reason and what to do.
     """
     try:
-        pipe = GlyphDDPMPipeline.from_pretrained(model)
-    except Exception as error:  # any loader failure (missing folder, offline Hub, bad files) becomes one line
-        reason = first_line(error).rstrip(".")
-        if not os.path.isdir(model):
-            reason = f"no such folder, and as a Hub id: {reason}"
-        raise ModelLoadError(
-            f"Could not load the model '{model}' ({reason}). Pass a folder saved by train_ddpm.py or a Hub "
-            f"model id (--model or ${MODEL_ENV_VAR})."
-        ) from error
-    pipe.set_progress_bar_config(disable=True)
-    return pipe.to("cuda" if torch.cuda.is_available() else "cpu")
+        return sampling.load_pipeline(model)
+    except sampling.ModelLoadError as error:
+        raise ModelLoadError(f"{error} (--model or ${MODEL_ENV_VAR}).") from error
 
 
-def character_choices(pipe: GlyphDDPMPipeline | None) -> list[str]:
+def character_choices(pipe: CharacterDDPMPipeline | None) -> list[str]:
     """The character menu: "any" (every class in turn, or the only choice of an unconditional model), then
     the model's class names, which are the characters themselves ("ب", "۷", ...)."""
     return [ANY_CHARACTER, *(pipe.class_names or [])] if pipe is not None else [ANY_CHARACTER]
 
 
-def describe_model(model: str, pipe: GlyphDDPMPipeline) -> str:
+def describe_model(model: str, pipe: CharacterDDPMPipeline) -> str:
     """One Markdown line about the loaded model."""
     size = pipe.unet.config.sample_size
     if pipe.is_class_conditional:
@@ -138,35 +126,25 @@ def generate(
     schedule_length = pipe.scheduler.config.num_train_timesteps
     if steps > schedule_length:
         raise gr.Error(f"Steps must be at most {schedule_length}, the length of this model's noise schedule.")
-
-    use_sampler(pipe, SAMPLER_CHOICES[sampler][0])
     steps = int(steps)
     num_frames = min(GIF_FRAMES, steps + 1)
-    start = time.perf_counter()
     try:
-        with inference_autocast(pipe.device):  # bf16 on a CPU with native bf16: faster, same scores
-            output = pipe(
-                batch_size=int(num_images),
-                class_labels=None if character == ANY_CHARACTER else character,
-                guidance_scale=guidance_scale if pipe.is_class_conditional else 1.0,
-                num_inference_steps=steps,
-                generator=torch.Generator(device="cpu").manual_seed(int(seed)),
-                output_type="pt",
-                # record enough steps for the GIF: 1 + steps // k >= num_frames
-                trajectory_every=max(1, steps // (num_frames - 1)),
-            )
+        drawing = sampling.draw(
+            pipe, int(num_images), class_labels=None if character == ANY_CHARACTER else character,
+            sampler=SAMPLER_CHOICES[sampler], num_inference_steps=steps,
+            guidance_scale=guidance_scale if pipe.is_class_conditional else 1.0, seed=int(seed),
+            batch_size=MAX_IMAGES, gif_frames=num_frames)
     except ValueError as error:  # e.g. more steps than the noise schedule has, or a character of another model
         raise gr.Error(str(error)) from error
-    seconds = time.perf_counter() - start
 
-    grid = image_grid(output.images.cpu())  # (B, 1, H, W) -> one near-square grid
+    grid = image_grid(drawing.images)  # (B, 1, H, W) -> one near-square grid
     gif_dir = Path(_GIF_DIR.name)
     for old in gif_dir.glob("*.gif"):  # Gradio copied it into its own cache when the last call returned
         old.unlink()
     gif_path = gif_dir / f"trajectory-{uuid.uuid4().hex}.gif"
-    save_trajectory_gif(output.trajectory, gif_path, num_frames=num_frames)
+    save_trajectory_gif(drawing.trajectory, gif_path, num_frames=num_frames)
     what = "characters" if character == ANY_CHARACTER else character
-    status = f"Drew {int(num_images)} × {what} in **{seconds:.2f} s** ({sampler}, {steps} steps)."
+    status = f"Drew {int(num_images)} × {what} in **{drawing.seconds:.2f} s** ({sampler}, {steps} steps)."
     return grid, str(gif_path), status
 
 
@@ -188,7 +166,7 @@ def switch_model(model: str, current: str):
 
 def pick_sampler(sampler: str):
     """Offer the sampler's usual number of steps when it is picked."""
-    return gr.update(value=SAMPLER_CHOICES[sampler][1])
+    return gr.update(value=SAMPLERS[SAMPLER_CHOICES[sampler]].num_inference_steps)
 
 
 def build_demo(model: str) -> gr.Blocks:
@@ -244,7 +222,7 @@ def build_demo(model: str) -> gr.Blocks:
             switch_model, [model_box, current_model], [current_model, character, guidance, model_info]
         )
         sampler.change(pick_sampler, sampler, steps)
-        # One generation at a time: the users of a page share each loaded pipeline and swap its scheduler.
+        # One generation at a time: the users of a page share each loaded pipeline, and `draw` swaps its scheduler.
         generate_button.click(
             generate,
             [current_model, character, num_images, sampler, steps, guidance, seed],

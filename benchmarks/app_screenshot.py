@@ -7,7 +7,6 @@ Starts `python app.py --model MODEL` on a free loopback port, opens it in headle
 waits for the images and saves the page. `tests/test_app_browser.py` drives the page with the same helpers.
 """
 
-import argparse
 import contextlib
 import os
 import socket
@@ -17,7 +16,10 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from transformers import HfArgumentParser
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -89,23 +91,26 @@ def generate_in_page(page, character: str | None, num_images: int | None = None,
     page.locator("#status").get_by_text("Drew").wait_for(timeout=300_000)
 
 
+@dataclass
+class ScreenshotArguments:
+    """The options of `python -m benchmarks.app_screenshot MODEL`."""
+
+    character: str = field(default="ب", metadata={"help": 'character to draw ("any" for an unconditional model)'})
+    guidance_scale: float = field(default=2.0, metadata={"help": "guidance scale (class-conditional models)"})
+    output: str = field(default="docs/app.png", metadata={"help": "the PNG to write"})
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.app_screenshot",
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = HfArgumentParser(ScreenshotArguments, prog="python -m benchmarks.app_screenshot",
+                              description=__doc__.splitlines()[0])
     parser.add_argument("model", help="a folder saved by train_ddpm.py, or a Hub model id")
-    parser.add_argument("--character", default="ب", help='character to draw ("any" for an unconditional model)')
-    parser.add_argument("--guidance_scale", type=float, default=2.0, help="guidance scale (class-conditional models)")
-    parser.add_argument("--output", default="docs/app.png", help="the PNG to write")
-    args = parser.parse_args(argv)
+    args, positional = parser.parse_args_into_dataclasses(args=argv)
     if not CHROMIUM.exists():
         parser.error(f"{CHROMIUM} not found; install Debian's chromium package (apt-get install chromium)")
     from playwright.sync_api import sync_playwright  # the test extra; imported here so --help works without it
 
     conditional = args.character != "any"
-    with tempfile.TemporaryDirectory() as scratch, serve_app(args.model, Path(scratch) / "app.log") as url:
+    with tempfile.TemporaryDirectory() as scratch, serve_app(positional.model, Path(scratch) / "app.log") as url:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1000, "height": 900})

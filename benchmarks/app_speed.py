@@ -9,13 +9,15 @@ other programs want the cores. Prints a Markdown table with each setting's media
 app.py's setting.
 """
 
-import argparse
 import json
 import os
 import statistics
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from transformers import HfArgumentParser
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # (label, OMP_WAIT_POLICY, torch threads or None for torch's default)
@@ -56,22 +58,25 @@ def time_setting(model: str, num_images: int, repeats: int, policy: str, threads
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@dataclass
+class AppSpeedArguments:
+    """The options of `python -m benchmarks.app_speed MODEL`."""
+
+    num_images: int = field(default=16, metadata={"help": "images per Generate"})
+    repeats: int = field(default=3, metadata={"help": "timed Generates per setting (after one warm-up)"})
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.app_speed",
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = HfArgumentParser(AppSpeedArguments, prog="python -m benchmarks.app_speed",
+                              description=__doc__.splitlines()[0])
     parser.add_argument("model", help="a folder saved by train_ddpm.py, or a Hub model id")
-    parser.add_argument("--num_images", type=int, default=16, help="images per Generate")
-    parser.add_argument("--repeats", type=int, default=3, help="timed Generates per setting (after one warm-up)")
-    args = parser.parse_args(argv)
+    args, positional = parser.parse_args_into_dataclasses(args=argv)
     if args.num_images < 1 or args.repeats < 1:
         parser.error("--num_images and --repeats must be at least 1")
 
     rows = []
     for label, policy, threads in SETTINGS:
-        measured = time_setting(args.model, args.num_images, args.repeats, policy, threads)
+        measured = time_setting(positional.model, args.num_images, args.repeats, policy, threads)
         rows.append((label, measured["threads"], statistics.median(measured["seconds"])))
     baseline = rows[0][2]
     print(f"| setting ({args.num_images} images, Generate's defaults) | torch threads | median s | × app.py's |")

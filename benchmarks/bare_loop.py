@@ -13,37 +13,46 @@ same default sampler as every other recipe (SDE-DPM-Solver++, 10 steps).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from transformers import HfArgumentParser
 
+from data_prep.arguments import DataArguments
 from data_prep.resolve import resolve_dataset
 from pipelines import save_pipeline
 from pipelines.fast_inference import cpu_has_native_bf16
 from training.data import cached_images, to_model_range
-from training.loop import SNAPSHOT_DIR, SNAPSHOT_PROGRESS
+from training.saving import SNAPSHOT_DIR, SNAPSHOT_PROGRESS
 
 WARMUP, ESTIMATE_AFTER, BATCH, EMA_DECAY = 100, 50, 64, 0.999
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", default="mnist", help="any train_ddpm.py --dataset value")
-    parser.add_argument("--data_dir", default="data", help="where named datasets live")
-    parser.add_argument("--minutes", type=float, default=20.0, help="wall-clock training budget")
-    parser.add_argument("--snapshot_minutes", type=float, nargs="*", default=[], help="also save the model then")
-    parser.add_argument("--num_threads", type=int, default=None, help="CPU threads (default: torch's)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output_dir", required=True)
-    return parser.parse_args(argv)
+@dataclass(kw_only=True)
+class BareLoopArguments(DataArguments):
+    """The options of `python -m benchmarks.bare_loop`."""
+
+    dataset: str = field(default="mnist", metadata={"help": "any train_ddpm.py --dataset value"})
+    output_dir: str = field(metadata={"help": "where the pipeline and its snapshots go"})
+    minutes: float = field(default=20.0, metadata={"help": "wall-clock training budget"})
+    snapshot_minutes: list[float] = field(default_factory=list, metadata={"help": "also save the model then"})
+    num_threads: Optional[int] = field(default=None, metadata={"help": "CPU threads (default: torch's)"})
+    seed: int = field(default=0, metadata={"help": "seeds the weights and the batches"})
+
+
+def parse_args(argv: list[str] | None = None) -> BareLoopArguments:
+    (args,) = HfArgumentParser(BareLoopArguments, description=__doc__.split("\n\n")[0]).parse_args_into_dataclasses(
+        args=argv)
+    return args
 
 
 def save(folder: Path, unet: UNet2DModel, scheduler: DDPMScheduler, step: int, elapsed: float) -> None:

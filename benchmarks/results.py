@@ -33,8 +33,11 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
+
+from transformers import HfArgumentParser
 
 from benchmarks.provenance import made_on_line
 
@@ -186,13 +189,13 @@ def draw_docs(args, names: list[str]) -> None:
     """Loss curve, sample grid and denoising GIF of each model under --docs_dir/<name>/."""
     import torch
 
-    from pipelines import GlyphDDPMPipeline, image_grid, save_trajectory_gif
+    from pipelines import CharacterDDPMPipeline, image_grid, save_trajectory_gif
 
     for name in names:
         run, model_dir, target = RUNS[name], args.runs_dir / name, args.docs_dir / name
         target.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(model_dir / "loss_curve.png", target / "loss_curve.png")
-        pipe = GlyphDDPMPipeline.from_pretrained(model_dir)
+        pipe = CharacterDDPMPipeline.from_pretrained(model_dir)
         pipe.set_progress_bar_config(disable=True)
         options = {"output_type": "pt"}  # the pipeline's default steps of the saved sampler
         if pipe.is_class_conditional:
@@ -247,7 +250,7 @@ METRIC_SAMPLERS = (("dpm++", 20), ("ddpm", 50))
 
 def compare_samplers(args) -> None:
     """benchmarks.sampling on the MNIST model (table in --runs_dir/sampling_mnist.md), and its scores with
-    the samplers of METRIC_SAMPLERS (python -m evaluation --scheduler ..., same seeds and sample count)."""
+    the samplers of METRIC_SAMPLERS (python -m evaluation --sampler ..., same seeds and sample count)."""
     table = args.runs_dir / "sampling_mnist.md"
     run_command(python("-m", "benchmarks.sampling", str(args.runs_dir / "mnist"), "--num_images", "8",
                        "--image", str(args.docs_dir / "mnist" / "samplers.png")), table)
@@ -256,7 +259,7 @@ def compare_samplers(args) -> None:
         name = f"mnist_{sampler}{steps}"
         run_command(python("-m", "evaluation", str(args.runs_dir / "mnist"), "--dataset", str(args.data_dir / "mnist"),
                            "--classifier", str(classifier_dir(args, "mnist")), "--num_samples",
-                           str(RUNS["mnist"].num_samples), "--scheduler", sampler, "--num_inference_steps",
+                           str(RUNS["mnist"].num_samples), "--sampler", sampler, "--num_inference_steps",
                            str(steps), "--output_dir", str(args.runs_dir / f"eval_{name}"), "--overwrite"),
                     args.runs_dir / f"eval_{name}.log")
 
@@ -306,22 +309,31 @@ def write_report(args, names: list[str]) -> None:
     print(report.read_text(encoding="utf-8"))
 
 
-def parse_args() -> argparse.Namespace:
+@dataclass
+class ResultsArguments:
     """The command line (see the module docstring)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES), help="stages to run, in order")
-    parser.add_argument("--datasets", nargs="+", choices=sorted(RUNS), default=["mnist", "persian", "glyphs"],
-                        help="runs to train, score and draw (original_notebooks: the original project's setup)")
-    parser.add_argument("--data_dir", type=Path, default=Path("data"), help="where data_prep writes the datasets")
-    parser.add_argument("--shared_data", type=Path, default=Path("../shared/data"),
-                        help="the raw MNIST IDX files and Hoda .cdb files")
-    parser.add_argument("--runs_dir", type=Path, default=Path("runs/results"), help="models, logs, scores")
-    parser.add_argument("--classifiers", help='existing classifier folders, "{dataset}" standing for the name, '
-                        'e.g. "classifiers/{dataset}"; default: train them under RUNS_DIR/classifiers/')
-    parser.add_argument("--budget_scale", type=float, default=1.0,
-                        help="multiply every training budget (e.g. 0.1 for a quick check of the pipeline)")
-    parser.add_argument("--docs_dir", type=Path, default=Path("docs"), help="where the pictures go")
-    return parser.parse_args()
+
+    stages: list[str] = field(default_factory=lambda: list(STAGES), metadata={
+        "choices": STAGES, "help": "stages to run, in order"})
+    datasets: list[str] = field(default_factory=lambda: ["mnist", "persian", "glyphs"], metadata={
+        "choices": sorted(RUNS), "help": "runs to train, score and draw (original_notebooks: the original setup)"})
+    data_dir: Path = field(default=Path("data"), metadata={"help": "where data_prep writes the datasets"})
+    shared_data: Path = field(default=Path("../shared/data"), metadata={
+        "help": "the raw MNIST IDX files and Hoda .cdb files"})
+    runs_dir: Path = field(default=Path("runs/results"), metadata={"help": "models, logs, scores"})
+    classifiers: Optional[str] = field(default=None, metadata={"help": (
+        'existing classifier folders, "{dataset}" standing for the name, e.g. "classifiers/{dataset}"; default: '
+        "train them under RUNS_DIR/classifiers/")})
+    budget_scale: float = field(default=1.0, metadata={
+        "help": "multiply every training budget (e.g. 0.1 for a quick check of the pipeline)"})
+    docs_dir: Path = field(default=Path("docs"), metadata={"help": "where the pictures go"})
+
+
+def parse_args(argv: list[str] | None = None) -> ResultsArguments:
+    """The command line (see the module docstring)."""
+    parser = HfArgumentParser(ResultsArguments, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    return args
 
 
 def main() -> None:

@@ -11,30 +11,41 @@ shows what the fast inference path costs in quality. Writes `OUTPUT_DIR/results.
 
 from __future__ import annotations
 
-import argparse
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from transformers import HfArgumentParser
 
 from evaluation.evaluate_model import EvaluationConfig, evaluate_model
 from pipelines.samplers import SAMPLERS
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+@dataclass
+class SamplerQualityArguments:
+    """The options of `python -m benchmarks.sampler_quality MODEL`."""
+
+    dataset: str = field(metadata={"help": "the model's dataset (python -m evaluation --dataset)"})
+    classifier: str = field(metadata={"help": "domain classifier folder"})
+    samplers: list[str] = field(default_factory=lambda: list(SAMPLERS), metadata={
+        "choices": list(SAMPLERS), "help": "samplers to score (keys of pipelines.samplers.SAMPLERS)"})
+    num_inference_steps: list[int] = field(default_factory=lambda: [5, 10, 15, 20, 25], metadata={
+        "aliases": ["--steps"], "help": "step counts to score each sampler at"})
+    num_samples: int = field(default=1000, metadata={"help": "images per setting"})
+    batch_size: int = field(default=100, metadata={"help": "images per pipeline call"})
+    guidance_scale: float = field(default=1.0, metadata={"help": "classifier-free guidance (class-conditional)"})
+    float32_too: bool = field(default=False, metadata={"help": "also score DPM-Solver++ 20 in float32"})
+    output_dir: Path = field(default=Path("runs/sampler_quality"), metadata={"help": "where the settings go"})
+    report_all: bool = field(default=False, metadata={
+        "help": "report every setting scored so far under --output_dir, not only this call's"})
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[SamplerQualityArguments, str]:
+    """The options and the model."""
+    parser = HfArgumentParser(SamplerQualityArguments, description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="a saved pipeline folder")
-    parser.add_argument("--dataset", required=True, help="the model's dataset (python -m evaluation --dataset)")
-    parser.add_argument("--classifier", required=True, help="domain classifier folder")
-    parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=list(SAMPLERS))
-    parser.add_argument("--steps", type=int, nargs="+", default=[5, 10, 15, 20, 25])
-    parser.add_argument("--num_samples", type=int, default=1000)
-    parser.add_argument("--batch_size", type=int, default=100)
-    parser.add_argument("--guidance_scale", type=float, default=1.0)
-    parser.add_argument("--float32_too", action="store_true", help="also score DPM-Solver++ 20 in float32")
-    parser.add_argument("--output_dir", type=Path, default=Path("runs/sampler_quality"))
-    parser.add_argument("--report_all", action="store_true",
-                        help="report every setting scored so far under --output_dir, not only this call's")
-    return parser.parse_args(argv)
+    args, positional = parser.parse_args_into_dataclasses(args=argv)
+    return args, positional.model
 
 
 def setting_name(sampler: str, steps: int, autocast: bool) -> str:
@@ -42,15 +53,15 @@ def setting_name(sampler: str, steps: int, autocast: bool) -> str:
     return f"{sampler}_{steps}" + ("" if autocast else "_fp32")
 
 
-def score(args, sampler: str, steps: int, autocast: bool = True) -> dict:
+def score(args: SamplerQualityArguments, model: str, sampler: str, steps: int, autocast: bool = True) -> dict:
     """Sample and score one setting (kept when already scored)."""
     out = args.output_dir / setting_name(sampler, steps, autocast)
     if not (out / "metrics.json").is_file():
         config = EvaluationConfig(dataset=args.dataset, output_dir=str(out), classifier=args.classifier,
-                                  num_samples=args.num_samples, batch_size=args.batch_size, scheduler=sampler,
+                                  num_samples=args.num_samples, batch_size=args.batch_size, sampler=sampler,
                                   num_inference_steps=steps, guidance_scale=args.guidance_scale, autocast=autocast,
                                   overwrite=True)
-        evaluate_model(args.model, config)
+        evaluate_model(model, config)
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     return {"sampler": sampler, "steps": steps, "autocast": autocast, "seconds": metrics["sampling_time_s"],
             "samples": metrics["samples"], "floor": metrics["real_data_floor"]}
@@ -69,16 +80,16 @@ def table(rows: list[dict], num_samples: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+    args, model = parse_args(argv)
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    rows = [score(args, sampler, steps) for sampler in args.samplers for steps in args.steps]
+    rows = [score(args, model, sampler, steps) for sampler in args.samplers for steps in args.num_inference_steps]
     if args.float32_too:
-        rows.append(score(args, "dpm++", 20, autocast=False))
+        rows.append(score(args, model, "dpm++", 20, autocast=False))
     if args.report_all:
         done = [folder.name for folder in args.output_dir.iterdir() if (folder / "metrics.json").is_file()]
         settings = [(sampler, int(steps), autocast) for sampler in SAMPLERS for steps in range(1, 1001)
                     for autocast in (True, False) if setting_name(sampler, steps, autocast) in done]
-        rows = [score(args, *setting) for setting in settings]
+        rows = [score(args, model, *setting) for setting in settings]
     text = table(rows, args.num_samples)
     (args.output_dir / "results.md").write_text(text + "\n", encoding="utf-8")
     (args.output_dir / "results.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")

@@ -10,15 +10,17 @@ also writes all samples, one row per sampler, to look at.
 """
 
 import argparse
-import time
+from dataclasses import dataclass, field
+from typing import Optional
 
 import PIL.Image
 import PIL.ImageDraw
 import torch
+from transformers import HfArgumentParser
 
-from pipelines import GlyphDDPMPipeline, image_grid
+from pipelines import CharacterDDPMPipeline, image_grid
 from pipelines.generate import parse_class_label
-from pipelines.samplers import use_sampler
+from pipelines.sampling import ModelLoadError, draw, load_pipeline
 
 # (label, sampler name in pipelines.samplers.SAMPLERS, steps, seed for the sampler's own noise)
 RUNS = [
@@ -32,17 +34,29 @@ RUNS = [
 REFERENCE = ("DDPM 1000 (reference)", "ddpm", 1000, 0)
 
 
-def sample(pipe: GlyphDDPMPipeline, sampler: str, steps: int, seed: int, latents: torch.Tensor, **kwargs):
-    """Images (B, C, H, W) in [0, 1] from `latents` with `sampler`, and the seconds it took."""
-    use_sampler(pipe, sampler)
-    generator = torch.Generator(device="cpu").manual_seed(seed)
+@dataclass
+class SamplingBenchmarkArguments:
+    """The options of `python -m benchmarks.sampling MODEL`."""
+
+    num_images: int = field(default=16, metadata={"help": "batch size of every run"})
+    seed: int = field(default=0, metadata={"help": "seed of the shared initial noise x_T"})
+    class_name: Optional[str] = field(default=None, metadata={
+        "help": "class-conditional models: the character to draw (default: all classes)"})
+    guidance_scale: float = field(default=1.0, metadata={"help": "classifier-free guidance scale"})
+    device: str = field(default="cuda" if torch.cuda.is_available() else "cpu", metadata={"help": "torch device"})
+    image: Optional[str] = field(default=None, metadata={"help": "also write every sampler's images to this PNG"})
+
+
+def sample(pipe: CharacterDDPMPipeline, sampler: str, steps: int, seed: int, latents: torch.Tensor, **kwargs):
+    """Images (B, C, H, W) in [0, 1] from `latents` with `sampler`, and the seconds it took (float32: the
+    distances compare samplers, not precisions)."""
     if latents.device.type == "cuda":
         torch.cuda.synchronize()
-    start = time.perf_counter()
-    images = pipe(num_inference_steps=steps, generator=generator, latents=latents, output_type="pt", **kwargs).images
+    drawing = draw(pipe, len(latents), sampler=sampler, num_inference_steps=steps, seed=seed, latents=latents,
+                   batch_size=len(latents), autocast=False, **kwargs)
     if latents.device.type == "cuda":
         torch.cuda.synchronize()
-    return images.cpu(), time.perf_counter() - start
+    return drawing.images, drawing.seconds
 
 
 def labelled_rows(rows: list[tuple[str, torch.Tensor]]) -> PIL.Image.Image:
@@ -57,29 +71,24 @@ def labelled_rows(rows: list[tuple[str, torch.Tensor]]) -> PIL.Image.Image:
     return sheet
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    parser = HfArgumentParser(SamplingBenchmarkArguments, description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="a saved pipeline folder (from train_ddpm.py) or a Hub model id")
-    parser.add_argument("--num_images", type=int, default=16, help="batch size of every run")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the shared initial noise x_T")
-    parser.add_argument("--class_name", help="class-conditional models: the character to draw (default: all classes)")
-    parser.add_argument("--guidance_scale", type=float, default=1.0, help="classifier-free guidance scale")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--image", help="also write every sampler's images to this PNG")
-    args = parser.parse_args()
+    args, positional = parser.parse_args_into_dataclasses(args=argv)
 
-    pipe = GlyphDDPMPipeline.from_pretrained(args.model).to(args.device)
-    pipe.set_progress_bar_config(disable=True)
+    try:
+        pipe = load_pipeline(positional.model, args.device)
+    except ModelLoadError as error:
+        parser.error(str(error))
     config = pipe.unet.config
     latents = torch.randn(
         (args.num_images, config.in_channels, config.sample_size, config.sample_size),
         generator=torch.Generator().manual_seed(args.seed),
     ).to(args.device)  # x_T ~ N(0, I), (B, C, H, W), shared by every run
-    kwargs = {"batch_size": args.num_images}
+    kwargs = {"guidance_scale": args.guidance_scale}
     if pipe.is_class_conditional:
         kwargs["class_labels"] = parse_class_label(args.class_name, pipe.class_names)
-    if args.guidance_scale != 1.0:
-        kwargs["guidance_scale"] = args.guidance_scale
     sample(pipe, "ddim", 2, 0, latents, **kwargs)  # warm-up: first-call allocations are not the sampler's cost
 
     rows = []  # (label, steps, images, seconds); the reference first

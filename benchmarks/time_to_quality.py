@@ -23,16 +23,20 @@ flags, for measuring one lever.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shlex
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
+
+from transformers import HfArgumentParser
 
 from benchmarks.provenance import cpu_description, made_on_line
+from data_prep.arguments import DataArguments
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPE_FILES = {"previous": "benchmarks/recipes/previous.yaml",
@@ -40,28 +44,38 @@ RECIPE_FILES = {"previous": "benchmarks/recipes/previous.yaml",
 RECIPES = ("default", "previous", "diffusers_example", "bare_loop")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--dataset", default="mnist", help="a train_ddpm.py --dataset name under --data_dir")
-    parser.add_argument("--data_dir", default="data", help="where named datasets live")
-    parser.add_argument("--classifier", default=None, help="domain classifier folder (default classifiers/DATASET)")
-    parser.add_argument("--minutes", type=float, default=20.0, help="wall-clock training budget of every recipe")
-    parser.add_argument("--points", type=float, nargs="+", default=[2, 5, 10, 20],
-                        help="minutes at which each recipe is scored (those past --minutes are dropped; "
-                             "--minutes itself is always one)")
-    parser.add_argument("--recipes", nargs="*", default=list(RECIPES), choices=RECIPES,
+@dataclass(kw_only=True)
+class TimeToQualityArguments(DataArguments):
+    """The options of `python -m benchmarks.time_to_quality`."""
+
+    dataset: str = field(default="mnist", metadata={"help": "a train_ddpm.py --dataset name under --data_dir"})
+    classifier: Optional[str] = field(default=None, metadata={
+        "help": "domain classifier folder (default classifiers/DATASET)"})
+    minutes: float = field(default=20.0, metadata={"help": "wall-clock training budget of every recipe"})
+    points: list[float] = field(default_factory=lambda: [2, 5, 10, 20], metadata={"help": (
+        "minutes at which each recipe is scored (those past --minutes are dropped; --minutes itself is always one)")})
+    recipes: list[str] = field(default_factory=lambda: list(RECIPES), metadata={
+        "choices": RECIPES, "help": "recipes to train (none: only the --variant ones)"})
+    variant: list[str] = field(default_factory=list, metadata={
+        "action": "append", "metavar": "NAME:FLAGS", "help": "also train `default` with these train_ddpm.py flags, "
+                                                            "under NAME (repeat for more)"})
+    mode: Optional[str] = field(default=None, metadata={"choices": ("pinned", "sequential"), "help": (
+        "one recipe per core, or one at a time on all cores (default: pinned on 2+ cores)")})
+    num_samples: int = field(default=1000, metadata={"help": "samples scored per point"})
+    guidance_scale: float = field(default=1.0, metadata={"help": "for class-conditional recipes"})
+    output_dir: Path = field(default=Path("runs/time_to_quality"), metadata={"help": "where the runs and report go"})
+    plot: Optional[Path] = field(default=None, metadata={"help": "where the plot goes (default OUTPUT_DIR/plot.png)"})
+    skip_training: bool = field(default=False, metadata={"help": "score and report recipes trained before"})
+
+
+def parse_args(argv: list[str] | None = None) -> TimeToQualityArguments:
+    parser = HfArgumentParser(TimeToQualityArguments, description=__doc__.split("\n\n")[0],
+                              conflict_handler="resolve")
+    # HfArgumentParser gives every list nargs="+"; a bare --recipes (only the variants) needs "*"
+    parser.add_argument("--recipes", nargs="*", choices=RECIPES, default=list(RECIPES),
                         help="recipes to train (none: only the --variant ones)")
-    parser.add_argument("--variant", action="append", default=[], metavar="NAME:FLAGS",
-                        help="also train `default` with these train_ddpm.py flags, under NAME")
-    parser.add_argument("--mode", choices=("pinned", "sequential"), default=None,
-                        help="one recipe per core, or one at a time on all cores (default: pinned on 2+ cores)")
-    parser.add_argument("--num_samples", type=int, default=1000, help="samples scored per point")
-    parser.add_argument("--guidance_scale", type=float, default=1.0, help="for class-conditional recipes")
-    parser.add_argument("--output_dir", type=Path, default=Path("runs/time_to_quality"))
-    parser.add_argument("--plot", type=Path, default=None, help="where the plot goes (default OUTPUT_DIR/plot.png)")
-    parser.add_argument("--skip_training", action="store_true", help="score and report recipes trained before")
-    args = parser.parse_args(argv)
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    args.variant = [flags for group in args.variant for flags in group]  # append of nargs="+": one list per flag
     if not args.recipes and not args.variant:
         parser.error("nothing to train: name --recipes or a --variant")
     args.points = sorted({p for p in args.points if p < args.minutes} | {args.minutes})

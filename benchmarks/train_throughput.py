@@ -19,7 +19,6 @@ load from other processes on a shared machine hits all of them alike.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import shutil
 import statistics
@@ -27,12 +26,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import PIL.Image
 import torch
+from transformers import HfArgumentParser
 
+from data_prep.arguments import DataArguments
 from data_prep.resolve import resolve_dataset
 from training.config import TrainConfig
 from training.data import (
@@ -177,27 +180,32 @@ def data_path_setups(args, data, device, precision: str, threads: int, folder: P
     return setups
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--dataset", default="glyphs", help="any train_ddpm.py --dataset value")
-    parser.add_argument("--data_dir", default="data", help="where named datasets live")
-    parser.add_argument("--presets", nargs="+", default=["tiny", "small", "base"], help="model presets to time")
-    parser.add_argument("--batch_size", type=int, default=128, help="images per step")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per configuration per round")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
-    parser.add_argument("--threads", type=int, nargs="+", default=[2, 1],
-                        help="CPU thread counts to compare for tiny fp32 (the first is used for the rest)")
-    parser.add_argument("--precisions", nargs="+", default=None,
-                        help="default: fp32 bf16 on CPU, fp32 bf16 fp16 on CUDA")
-    parser.add_argument("--busy", type=int, default=0,
-                        help="run this many CPU-bound processes alongside, as other jobs on a shared machine")
-    parser.add_argument("--data_paths", action="store_true",
-                        help="compare the data paths (in memory, per batch, streamed) instead of the presets")
-    parser.add_argument("--resolutions", type=int, nargs="+", default=[28, 64], help="with --data_paths")
-    parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2],
-                        help="with --data_paths: DataLoader workers of the per-batch path")
-    args = parser.parse_args()
+@dataclass(kw_only=True)
+class ThroughputArguments(DataArguments):
+    """The options of `python -m benchmarks.train_throughput`."""
+
+    dataset: str = field(default="glyphs", metadata={"help": "any train_ddpm.py --dataset value"})
+    presets: list[str] = field(default_factory=lambda: ["tiny", "small", "base"], metadata={
+        "help": "model presets to time"})
+    batch_size: int = field(default=128, metadata={"help": "images per step"})
+    steps: int = field(default=3, metadata={"help": "timed steps per configuration per round"})
+    rounds: int = field(default=3, metadata={"help": "interleaved rounds; the median is reported"})
+    threads: list[int] = field(default_factory=lambda: [2, 1], metadata={
+        "help": "CPU thread counts to compare for tiny fp32 (the first is used for the rest)"})
+    precisions: Optional[list[str]] = field(default=None, metadata={
+        "help": "default: fp32 bf16 on CPU, fp32 bf16 fp16 on CUDA"})
+    busy: int = field(default=0, metadata={
+        "help": "run this many CPU-bound processes alongside, as other jobs on a shared machine"})
+    data_paths: bool = field(default=False, metadata={
+        "help": "compare the data paths (in memory, per batch, streamed) instead of the presets"})
+    resolutions: list[int] = field(default_factory=lambda: [28, 64], metadata={"help": "with --data_paths"})
+    workers: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={
+        "help": "with --data_paths: DataLoader workers of the per-batch path"})
+
+
+def main(argv: list[str] | None = None) -> None:
+    (args,) = HfArgumentParser(ThroughputArguments, description=__doc__.split("\n\n")[0]).parse_args_into_dataclasses(
+        args=argv)
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     precisions = args.precisions or (["fp32", "bf16", "fp16"] if device.type == "cuda" else ["fp32", "bf16"])

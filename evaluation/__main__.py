@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(
-        f"{config.num_samples} samples from {extra.model} ({metrics['scheduler']}, "
+        f"{config.num_samples} samples from {extra.model} ({metrics['sampler_used']}, "
+        f"{metrics['num_inference_steps_used']} steps, "
         f"{metrics['images_per_s']:.1f} images/s) against {metrics['num_test_images']} test images:"
     )
     print(summary_table(metrics))

@@ -1,12 +1,12 @@
 """Score a trained diffusion model: sample, extract classifier features, compare with real data."""
 
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
+from data_prep.arguments import DataArguments
 from evaluation.classifier import load_feature_extractor
 from evaluation.data import resolve_labelled
 from evaluation.errors import EvaluationError
@@ -14,16 +14,16 @@ from evaluation.memorisation import memorisation_check
 from evaluation.metrics import load_metric
 from evaluation.output import write_folder
 from evaluation.report import write_report
-from evaluation.sampling import is_class_conditional, sample_images
 from evaluation.scores import distribution_scores, split_features
-from pipelines import GlyphDDPMPipeline, image_grid
-from pipelines.samplers import SAMPLERS, use_sampler
-from sharing import first_line
+from pipelines import CharacterDDPMPipeline, image_grid
+from pipelines.sampling import ModelLoadError, SamplingArguments, draw, is_class_conditional, load_pipeline
 
 
-@dataclass
-class EvaluationConfig:
-    """Settings of `python -m evaluation MODEL` (the CLI is generated from it)."""
+@dataclass(kw_only=True)
+class EvaluationConfig(DataArguments, SamplingArguments):
+    """Settings of `python -m evaluation MODEL` (the CLI is generated from it): the data set (`DataArguments`),
+    how to sample (`SamplingArguments`: `--sampler`, `--num_inference_steps`, `--guidance_scale`, `--seed`,
+    `--autocast`) and how to score."""
 
     dataset: str = field(
         metadata={"help": "The model's dataset, any train_ddpm.py --dataset: mnist, persian or glyphs (under "
@@ -31,7 +31,6 @@ class EvaluationConfig:
     )
     output_dir: str | None = field(default=None, metadata={"help": (
         "Where metrics.json, the per-class table and a sample grid go; default eval/<the model folder's name>.")})
-    data_dir: str = field(default="data", metadata={"help": "Where the named datasets live (<data_dir>/<name>)."})
     classifier: str | None = field(
         default=None,
         metadata={"help": "Domain classifier folder (python -m evaluation.train_classifier); default "
@@ -44,19 +43,6 @@ class EvaluationConfig:
         metadata={"help": "Image i is drawn with seed + i; also seeds the real subset and the test split held out "
                           "of data without one (as train_ddpm.py --seed does)."},
     )
-    num_inference_steps: int | None = field(
-        default=None, metadata={"help": "Denoising steps; default: the pipeline's fast default."}
-    )
-    scheduler: str | None = field(
-        default=None,
-        metadata={"help": f"Sampler instead of the saved one: {', '.join(SAMPLERS)}.", "choices": list(SAMPLERS)},
-    )
-    guidance_scale: float = field(default=1.0, metadata={"help": "Classifier-free guidance (class-conditional)."})
-    autocast: bool = field(
-        default=True,
-        metadata={"help": "Sample under bf16 autocast on a CPU with native bf16 (faster, same scores: "
-                          "docs/benchmarks.md); --no_autocast samples in float32."},
-    )
     kid_subset_size: int = field(default=1000, metadata={"help": "Subset size of the kernel distance."})
     device: str = field(default="cuda" if torch.cuda.is_available() else "cpu", metadata={"help": "Torch device."})
     overwrite: bool = field(default=False, metadata={"help": "Replace an existing --output_dir."})
@@ -65,12 +51,12 @@ class EvaluationConfig:
 def check_config(config: EvaluationConfig) -> str | None:
     """The first impossible setting, as a sentence, or None."""
     # The distribution metrics need at least 2 vectors per set (and KID subsets of at least 2).
-    minimums = {"num_samples": 2, "batch_size": 1, "kid_subset_size": 2, "num_inference_steps": 1}
+    minimums = {"num_samples": 2, "batch_size": 1, "kid_subset_size": 2}
     for name, minimum in minimums.items():
         value = getattr(config, name)
-        if value is not None and value < minimum:
+        if value < minimum:
             return f"--{name} {value}: must be at least {minimum}"
-    return None
+    return config.sampling_problem()
 
 
 # The classifier's top-class probability from which an image counts as a recognisable character.
@@ -86,18 +72,12 @@ def recognisable_share(logits: torch.Tensor) -> float:
     return (logits.float().softmax(dim=1).amax(dim=1) >= RECOGNISABLE_CONFIDENCE).float().mean().item()
 
 
-def load_pipeline(model: str, config: EvaluationConfig) -> GlyphDDPMPipeline:
-    """The model as a `GlyphDDPMPipeline` on `config.device`, with the requested sampler."""
+def load_model(model: str, config: EvaluationConfig) -> CharacterDDPMPipeline:
+    """The model as a `CharacterDDPMPipeline` on `config.device` (`pipelines.sampling.load_pipeline`)."""
     try:
-        pipeline = GlyphDDPMPipeline.from_pretrained(model)
-    except (OSError, ValueError, KeyError) as error:
-        raise EvaluationError(
-            f"MODEL {model}: not a saved diffusers pipeline ({first_line(error)}); "
-            "pass the --output_dir of a train_ddpm.py run"
-        ) from None
-    if config.scheduler is not None:
-        use_sampler(pipeline, config.scheduler)
-    return pipeline.to(config.device)
+        return load_pipeline(model, config.device)
+    except ModelLoadError as error:
+        raise EvaluationError(str(error)) from None
 
 
 def default_output_dir(model: str) -> str:
@@ -169,7 +149,7 @@ def load_inputs(model: str, config: EvaluationConfig):
     """The dataset, the classifier (its folder and feature extractor) and the pipeline, checked to agree.
 
     Returns:
-        `tuple`: `(ResolvedDataset, str, DomainFeatureExtractor, GlyphDDPMPipeline)`.
+        `tuple`: `(ResolvedDataset, str, DomainFeatureExtractor, CharacterDDPMPipeline)`.
 
     Raises:
         `EvaluationError`: one of them is missing, or they were made for different classes.
@@ -178,8 +158,10 @@ def load_inputs(model: str, config: EvaluationConfig):
     classifier_dir = config.classifier or default_classifier(config.dataset, config.data_dir, config.seed)
     extractor = load_feature_extractor(classifier_dir, device=config.device)
     if extractor.class_names != data.class_names:
-        raise EvaluationError(f"--classifier {classifier_dir} was trained on other classes than --dataset {config.dataset}")
-    pipeline = load_pipeline(model, config)
+        raise EvaluationError(
+            f"--classifier {classifier_dir} was trained on other classes than --dataset {config.dataset}"
+        )
+    pipeline = load_model(model, config)
     if is_class_conditional(pipeline) and pipeline.class_names not in (None, data.class_names):
         raise EvaluationError(f"MODEL {model} was trained on other classes than --dataset {config.dataset}")
     return data, classifier_dir, extractor, pipeline
@@ -213,18 +195,10 @@ def evaluate_model(model: str, config: EvaluationConfig) -> dict:
     floor_split = train.select(range(min(config.num_samples, len(train))))
     floor_features, floor_logits, _ = split_features(extractor, floor_split, *columns)
 
-    start = time.perf_counter()
-    images, requested = sample_images(
-        pipeline,
-        config.num_samples,
-        batch_size=config.batch_size,
-        seed=config.seed,
-        num_inference_steps=config.num_inference_steps,
-        guidance_scale=config.guidance_scale,
-        num_classes=len(names),
-        autocast=config.autocast,
-    )
-    sampling_time = time.perf_counter() - start
+    drawing = draw(pipeline, config.num_samples, sampler=config.sampler, batch_size=config.batch_size,
+                   seed=config.seed, num_inference_steps=config.num_inference_steps,
+                   guidance_scale=config.guidance_scale, autocast=config.autocast, progress=True)
+    images, requested, sampling_time = drawing.grayscale, drawing.labels, drawing.seconds
     sample_features, sample_logits = extractor(images)  # (N, D), (N, K)
 
     options = {"kid_subset_size": config.kid_subset_size, "seed": config.seed}
@@ -242,7 +216,9 @@ def evaluate_model(model: str, config: EvaluationConfig) -> dict:
         "output_dir": str(output_dir),
         "class_conditional": conditional,
         "classifier": str(classifier_dir),
-        "scheduler": type(pipeline.scheduler).__name__,  # the sampler used, saved or chosen
+        "scheduler": type(pipeline.scheduler).__name__,  # the saved scheduler's class
+        "sampler_used": drawing.sampler,  # the sampler's title, saved or chosen
+        "num_inference_steps_used": drawing.num_inference_steps,
         "num_test_images": len(test_features),
         "num_floor_images": len(floor_features),
         "sampling_time_s": sampling_time,

@@ -10,7 +10,7 @@ from diffusers import DiffusionPipeline
 from evaluation.classifier import DomainFeatureExtractor, load_feature_extractor
 from evaluation.data import split_to_tensors
 from evaluation.metrics import load_metric
-from evaluation.sampling import sample_images
+from pipelines.sampling import draw
 
 
 def split_features(
@@ -86,7 +86,7 @@ def fid_for_pipeline(
     The same seeds every call, so values logged during training differ only by what the model learned.
 
     Args:
-        pipeline (`DiffusionPipeline`): e.g. `GlyphDDPMPipeline(ema_unet, scheduler, id2label)`; its progress
+        pipeline (`DiffusionPipeline`): e.g. `CharacterDDPMPipeline(ema_unet, scheduler, id2label)`; its progress
             bar is turned off. Class-conditional pipelines draw equal numbers per class.
         classifier (`str`, `Path` or `DomainFeatureExtractor`): a classifier folder from
             `python -m evaluation.train_classifier`, or one already loaded (load it once when calling often).
@@ -95,22 +95,14 @@ def fid_for_pipeline(
         num_samples (`int`, defaults to 256): samples drawn (a few hundred: enough to rank checkpoints; the
             absolute value is biased upwards at small sizes).
         batch_size (`int`), seed (`int`), num_inference_steps (`int`), guidance_scale (`float`), autocast
-            (`bool`): as in `sample_images`.
+            (`bool`): as in `pipelines.sampling.draw`.
 
     Returns:
         `float`: the Fréchet distance in the classifier's feature space (lower is better).
     """
     extractor = classifier if isinstance(classifier, DomainFeatureExtractor) else load_feature_extractor(classifier)
-    images, _ = sample_images(
-        pipeline,
-        num_samples,
-        batch_size=batch_size,
-        seed=seed,
-        num_inference_steps=num_inference_steps,
-        guidance_scale=guidance_scale,
-        progress=False,
-        autocast=autocast,
-    )
+    images = draw(pipeline, num_samples, batch_size=batch_size, seed=seed, num_inference_steps=num_inference_steps,
+                  guidance_scale=guidance_scale, autocast=autocast).grayscale
     features, _ = extractor(images)  # (num_samples, D)
     inputs = metric_inputs(reference_features, features)
     return load_metric("frechet_distance").compute(**inputs)["frechet_distance"]

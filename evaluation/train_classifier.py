@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
+from data_prep.arguments import DataArguments
 from evaluation.classifier import DomainFeatureExtractor, build_classifier
 from evaluation.classifier_card import most_confused_pairs, write_classifier_card
 from evaluation.data import resolve_labelled, split_to_tensors
@@ -29,16 +30,16 @@ from evaluation.output import write_folder
 from sharing import HubArguments, PushError, push_folder
 
 
-@dataclass
-class ClassifierTrainingConfig:
-    """Everything that decides how the domain classifier is trained (the CLI is generated from it)."""
+@dataclass(kw_only=True)
+class ClassifierTrainingConfig(DataArguments):
+    """Everything that decides how the domain classifier is trained (the CLI is generated from it); `--dataset`
+    and `--data_dir` are the shared `DataArguments`."""
 
     dataset: str = field(
         metadata={"help": "Any train_ddpm.py --dataset with labels: mnist, persian or glyphs (under --data_dir), a "
                           "save_to_disk folder, an image folder (one sub-folder per class) or a Hub dataset id."}
     )
     output_dir: str = field(metadata={"help": "Where the classifier, its card and results are saved."})
-    data_dir: str = field(default="data", metadata={"help": "Where the named datasets live (<data_dir>/<name>)."})
     image_size: int | None = field(
         default=None, metadata={"help": "Input size in pixels; defaults to the dataset's image size."}
     )

@@ -26,37 +26,35 @@ from typing import Optional
 import torch
 from transformers import HfArgumentParser
 
+from data_prep.arguments import DataArguments
 from evaluation.classifier import DomainFeatureExtractor
 from evaluation.data import resolve_labelled, split_to_tensors
 from evaluation.errors import EvaluationError
-from evaluation.evaluate_model import load_pipeline
+from evaluation.evaluate_model import load_model
 from evaluation.memorisation import memorisation_check
 from evaluation.output import write_folder
-from evaluation.sampling import is_class_conditional, sample_images
 from evaluation.train_classifier import ClassifierTrainingConfig, fit_classifier, score_classifier
 from evaluation.usefulness_report import save_generated_dataset, write_report
+from pipelines.sampling import SamplingArguments, draw, is_class_conditional
 from sharing import HubArguments
 
 
-@dataclass
-class UsefulnessConfig:
-    """Settings of `python -m evaluation.usefulness MODEL`."""
+@dataclass(kw_only=True)
+class UsefulnessConfig(DataArguments, SamplingArguments):
+    """Settings of `python -m evaluation.usefulness MODEL`: the data set (`DataArguments`), how to sample
+    (`SamplingArguments`, with guidance 2 by default) and the classifiers trained on the samples."""
 
     dataset: str = field(metadata={"help": "The model's labelled dataset, any train_ddpm.py --dataset; the "
                                            "classifiers are tested on its real test split."})
     output_dir: str | None = field(default=None, metadata={"help": (
         "Where usefulness.json, usefulness.md and the plots go; default eval/usefulness_<the model folder's name>.")})
-    data_dir: str = field(default="data", metadata={"help": "Where the named datasets live (<data_dir>/<name>)."})
     per_class: int = field(default=200, metadata={"help": "Generated images per class."})
     fractions: list[float] = field(default_factory=lambda: [0.02, 0.05, 0.1, 0.25], metadata={
         "help": "Per-class shares of the real training split for the augmentation curve (`--fractions 0`: skip it)."})
     guidance_scale: float = field(default=2.0, metadata={"help": "Classifier-free guidance of the samples."})
-    num_inference_steps: Optional[int] = field(default=None, metadata={"help": "Denoising steps (default: saved)."})
-    scheduler: Optional[str] = field(default=None, metadata={"help": "Sampler (default: the model's saved one)."})
     batch_size: int = field(default=100, metadata={"help": "Images per pipeline call."})
     num_epochs: int = field(default=8, metadata={"help": "Epochs of each classifier (the recipe's default)."})
     seed: int = field(default=0, metadata={"help": "Seeds the samples (image i: seed + i), subsets and classifiers."})
-    autocast: bool = field(default=True, metadata={"help": "Sample under bf16 autocast where the CPU has native bf16."})
     device: str = field(default="cuda" if torch.cuda.is_available() else "cpu", metadata={"help": "Torch device."})
     save_dataset: Optional[str] = field(default=None, metadata={
         "help": "Also save the generated images as a datasets dataset here, with a card saying they are synthetic."})
@@ -91,16 +89,16 @@ def fit_and_score(names, images, labels, test, classifier_recipe) -> dict:
 
 def generate(model: str, names: list[str], image_size: int, config: UsefulnessConfig) -> tuple:
     """`per_class` seeded samples of each class, resized to the data's size: images (N, 1, S, S), labels (N,)."""
-    pipeline = load_pipeline(model, config)
+    pipeline = load_model(model, config)
     if not is_class_conditional(pipeline):
         raise EvaluationError(f"MODEL {model}: unconditional; training a recogniser needs a class-conditional model "
                               "(train_ddpm.py --class_conditional)")
     if pipeline.class_names not in (None, names):
         raise EvaluationError(f"MODEL {model} was trained on other classes than --dataset {config.dataset}")
-    images, labels = sample_images(pipeline, config.per_class * len(names), batch_size=config.batch_size,
-                                   seed=config.seed, num_inference_steps=config.num_inference_steps,
-                                   guidance_scale=config.guidance_scale, num_classes=len(names),
-                                   autocast=config.autocast)
+    drawing = draw(pipeline, config.per_class * len(names), sampler=config.sampler, batch_size=config.batch_size,
+                   seed=config.seed, num_inference_steps=config.num_inference_steps,
+                   guidance_scale=config.guidance_scale, autocast=config.autocast, progress=True)
+    images, labels = drawing.grayscale, drawing.labels
     return torch.nn.functional.interpolate(images, size=(image_size, image_size), mode="bilinear",
                                            antialias=True, align_corners=False).clamp(0, 1), labels
 
@@ -172,7 +170,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[UsefulnessConfig, HubArgu
     if any(not 0 <= f <= 1 for f in config.fractions):
         parser.error("--fractions must lie in (0, 1], or be 0 to skip the augmentation curve")
     config.fractions = [f for f in config.fractions if f > 0]
-    if (problem := hub.hub_problem()) is not None:
+    if (problem := config.sampling_problem() or hub.hub_problem()) is not None:
         parser.error(problem)
     if hub.push_to_hub and not config.save_dataset:
         parser.error("--push_to_hub needs --save_dataset DIR (the generated set is what it uploads)")

@@ -1,6 +1,7 @@
 """Generate characters with a saved character DDPM: a grid PNG and, optionally, a GIF of the denoising.
 
     python -m pipelines.generate MODEL --num_images 64 --class_name ب --output grid.png --gif trajectory.gif
+    python -m pipelines.generate MODEL --sampler ddpm --num_inference_steps 1000 --seed 3
 """
 
 import os
@@ -13,32 +14,26 @@ import PIL.Image
 import torch
 from transformers import HfArgumentParser
 
-from pipelines.fast_inference import inference_autocast
-from pipelines.glyph_pipeline import DEFAULT_NUM_INFERENCE_STEPS, GlyphDDPMPipeline, image_grid, save_trajectory_gif
-from pipelines.samplers import SAMPLERS, use_sampler
-from sharing import first_line
+from pipelines.character_pipeline import image_grid, save_trajectory_gif
+from pipelines.sampling import ModelLoadError, SamplingArguments, default_steps, draw, load_pipeline
 
 
-@dataclass
-class GenerateArguments:
-    """The options of `python -m pipelines.generate MODEL` (the model is the one positional argument)."""
+@dataclass(kw_only=True)
+class GenerateArguments(SamplingArguments):
+    """The options of `python -m pipelines.generate MODEL` (the model is the one positional argument); the
+    sampling flags (`--sampler`, `--num_inference_steps`, `--guidance_scale`, `--seed`) are `SamplingArguments`."""
 
     output: str = field(default="grid.png", metadata={"help": "grid image to write (.png, .jpg, .webp, ...)"})
     num_images: int = field(default=64, metadata={"help": "how many characters to draw"})
     class_name: Optional[str] = field(default=None, metadata={"help": (
         "character to draw, e.g. ب or ۷, or a class index (class-conditional models only; "
         "default: cycle through all classes)")})
-    guidance_scale: float = field(default=1.0, metadata={"help": "classifier-free guidance scale; 1 means no guidance"})
-    steps: int = field(default=DEFAULT_NUM_INFERENCE_STEPS, metadata={"help": "denoising steps"})
-    scheduler: Optional[str] = field(default=None, metadata={
-        "choices": sorted(SAMPLERS), "help": "sampler to use instead of the one saved with the model"})
-    seed: int = field(default=0, metadata={"help": "random seed (same seed, same images)"})
     cols: Optional[int] = field(default=None, metadata={"help": "images per grid row (default: a near-square grid)"})
     gif: Optional[str] = field(
         default=None, metadata={"help": "also write the denoising trajectory as an animated GIF here"}
     )
     gif_frames: Optional[int] = field(default=None, metadata={"help": (
-        "frames in the GIF, at most --steps + 1 (default: every step's image, up to 20)")})
+        "frames in the GIF, at most --num_inference_steps + 1 (default: every step's image, up to 20)")})
     device: str = field(default="cuda" if torch.cuda.is_available() else "cpu", metadata={"help": "torch device"})
 
 
@@ -66,9 +61,10 @@ def build_parser() -> HfArgumentParser:
 
 def check_args(parser: HfArgumentParser, args: GenerateArguments, model: str) -> None:
     """Reject impossible arguments with one sentence (exit code 2)."""
-    for name in ("num_images", "steps"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1")
+    if (problem := args.sampling_problem()) is not None:
+        parser.error(problem)
+    if args.num_images < 1:
+        parser.error("--num_images must be at least 1")
     if args.cols is not None and args.cols < 1:
         parser.error("--cols must be at least 1")
     extensions = PIL.Image.registered_extensions()
@@ -80,12 +76,16 @@ def check_args(parser: HfArgumentParser, args: GenerateArguments, model: str) ->
             parser.error(f"{flag} {path}: unsupported file type {suffix or '(none)'}; use e.g. .png (or .gif for --gif)")
         if not Path(path).resolve().parent.is_dir():
             parser.error(f"{flag} {path}: folder {Path(path).parent} does not exist")
-    if args.gif_frames is None:
-        args.gif_frames = min(MAX_DEFAULT_GIF_FRAMES, args.steps + 1)
-    if args.gif is not None and not 2 <= args.gif_frames <= args.steps + 1:
-        parser.error(f"--gif_frames must be between 2 and --steps + 1 ({args.steps + 1})")
     if not os.path.isdir(model) and model.count("/") != 1:
         parser.error(f"model {model}: no such folder, and not a Hub id (owner/name)")
+
+
+def check_gif_frames(parser: HfArgumentParser, args: GenerateArguments, steps: int) -> None:
+    """Default --gif_frames to one frame per step (at most 20), and reject more frames than steps + 1."""
+    if args.gif_frames is None:
+        args.gif_frames = min(MAX_DEFAULT_GIF_FRAMES, steps + 1)
+    if args.gif is not None and not 2 <= args.gif_frames <= steps + 1:
+        parser.error(f"--gif_frames must be between 2 and --num_inference_steps + 1 ({steps + 1})")
 
 
 def parse_class_label(value: str | None, class_names: list[str] | None) -> str | int | None:
@@ -109,31 +109,22 @@ def main(argv: list[str] | None = None) -> None:
     args, positional = parser.parse_args_into_dataclasses(args=argv)
     check_args(parser, args, positional.model)
     try:
-        pipe = GlyphDDPMPipeline.from_pretrained(positional.model).to(args.device)
-    except (OSError, ValueError) as error:
-        parser.error(f"model {positional.model}: cannot load it ({first_line(error)})")
-    if args.scheduler:
-        use_sampler(pipe, args.scheduler)
-    class_label = parse_class_label(args.class_name, pipe.class_names)
-    pipe.set_progress_bar_config(disable=True)
+        pipe = load_pipeline(positional.model, args.device)
+    except ModelLoadError as error:
+        parser.error(str(error))
+    steps = args.num_inference_steps or default_steps(pipe, args.sampler)
+    check_gif_frames(parser, args, steps)
     try:
-        with inference_autocast(pipe.device):  # bf16 on a CPU with native bf16: faster, same scores
-            output = pipe(
-                batch_size=args.num_images,
-                class_labels=class_label,
-                guidance_scale=args.guidance_scale,
-                num_inference_steps=args.steps,
-                generator=torch.Generator(device="cpu").manual_seed(args.seed),
-                output_type="pt",
-                # enough recorded steps for the requested frames: 1 + steps // k >= gif_frames
-                trajectory_every=max(1, args.steps // (args.gif_frames - 1)) if args.gif else None,
-            )
+        drawing = draw(pipe, args.num_images, class_labels=parse_class_label(args.class_name, pipe.class_names),
+                       sampler=args.sampler, num_inference_steps=steps, guidance_scale=args.guidance_scale,
+                       seed=args.seed, batch_size=args.num_images, autocast=args.autocast,
+                       gif_frames=args.gif_frames if args.gif else None)
     except ValueError as error:
         parser.error(str(error))
-    save_atomically(image_grid(output.images.cpu(), args.cols), args.output)
+    save_atomically(image_grid(drawing.images, args.cols), args.output)
     if args.gif:
         temporary = Path(args.gif).with_name(f".{Path(args.gif).name}.partial")
-        save_trajectory_gif(output.trajectory, temporary, num_frames=args.gif_frames, cols=args.cols)
+        save_trajectory_gif(drawing.trajectory, temporary, num_frames=args.gif_frames, cols=args.cols)
         os.replace(temporary, args.gif)
     print(f"wrote {args.output}" + (f" and {args.gif}" if args.gif else ""), file=sys.stderr)
 

@@ -38,7 +38,7 @@ def usage_snippet(class_names: list[str] | None, model: str = MODEL_PLACEHOLDER)
         "import torch\n"
         "from diffusers import DiffusionPipeline\n"
         "from diffusers.utils import make_image_grid\n\n"
-        "# trust_remote_code=True runs glyph_pipeline.py from this repository: read it first.\n"
+        "# trust_remote_code=True runs character_pipeline.py from this repository: read it first.\n"
         f'pipe = DiffusionPipeline.from_pretrained("{model}", trust_remote_code=True)\n'
         f"print(pipe.class_names)  # {' '.join(class_names[:12])}{' ...' if len(class_names) > 12 else ''}\n"
         f'images = pipe(batch_size=16, class_labels="{class_names[0]}", guidance_scale=2.0,\n'
@@ -92,12 +92,12 @@ def model_card_text(
     lines += ["## Usage", "", "```python", usage_snippet(class_names).rstrip("\n"), "```", ""]
     if class_names:
         lines += [
-            "This model needs the pipeline code stored with it (`glyph_pipeline.py`, a `GlyphDDPMPipeline` with "
+            "This model needs the pipeline code stored with it (`character_pipeline.py`, a `CharacterDDPMPipeline` with "
             "class labels, character names and classifier-free guidance). Without `trust_remote_code=True`, "
-            "diffusers refuses to load it with its own error: *\"... contains custom code in glyph_pipeline.py "
+            "diffusers refuses to load it with its own error: *\"... contains custom code in character_pipeline.py "
             "which must be executed to correctly load the model ... Pass `trust_remote_code=True`\"*. With the "
-            "persian-ddpm project installed, `from pipelines import GlyphDDPMPipeline; "
-            "GlyphDDPMPipeline.from_pretrained(...)` loads it without running any downloaded code.",
+            "persian-ddpm project installed, `from pipelines import CharacterDDPMPipeline; "
+            "CharacterDDPMPipeline.from_pretrained(...)` loads it without running any downloaded code.",
             "",
         ]
     lines += [

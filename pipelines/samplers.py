@@ -1,4 +1,13 @@
-"""The samplers (diffusers schedulers) offered by the CLI and compared by `benchmarks/sampling.py`."""
+"""The samplers (diffusers schedulers) every command offers, each with its usual number of steps.
+
+`SAMPLERS` is the one registry: `pipelines.sampling.draw`, `pipelines.generate`, the web demo, `python -m
+evaluation` and the benchmarks take their choices, names and default step counts from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from diffusers import DDIMScheduler, DDPMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
@@ -11,7 +20,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 COSINE_LAMBDA_MIN = -5.1
 
 
-def _dpm_solver(algorithm: str):
+def _dpm_solver(algorithm: str) -> Callable[[dict], DPMSolverMultistepScheduler]:
     """A builder of multistep DPM-Solver++ (deterministic, or its SDE variant), lambda clipped for cosine betas."""
 
     def build(config) -> DPMSolverMultistepScheduler:
@@ -21,16 +30,40 @@ def _dpm_solver(algorithm: str):
     return build
 
 
-# Name -> builder from a scheduler config, so all share the training noise schedule and prediction type: ancestral
-# DDPM (Ho et al. 2020, arXiv:2006.11239), deterministic DDIM (Song et al. 2021, arXiv:2010.02502), and second-order
-# multistep DPM-Solver++, deterministic or in its stochastic SDE form (Lu et al. 2022, arXiv:2211.01095). Each runs
-# in stock `DDPMPipeline`, which passes a generator to `step` and never calls `scale_model_input` (UniPC, whose
-# `step` takes no generator, does not).
-SAMPLERS = {
-    "ddpm": DDPMScheduler.from_config,
-    "ddim": DDIMScheduler.from_config,
-    "dpm++": _dpm_solver("dpmsolver++"),
-    "dpm++sde": _dpm_solver("sde-dpmsolver++"),
+@dataclass(frozen=True)
+class Sampler:
+    """One entry of `SAMPLERS`.
+
+    Args:
+        title: the name people read (the demo's menu, tables).
+        build: scheduler config -> the sampler on that noise schedule and prediction type.
+        num_inference_steps: its usual step count, the default wherever it is picked.
+        algorithm_type: for DPM-Solver++, which variant (to recognise a saved scheduler).
+    """
+
+    title: str
+    build: Callable[[dict], SchedulerMixin]
+    num_inference_steps: int
+    algorithm_type: str | None = None
+
+    def matches(self, scheduler: SchedulerMixin) -> bool:
+        """Whether `scheduler` is this sampler (its class, and its variant for DPM-Solver++)."""
+        if type(scheduler) is not type(self.build(scheduler.config)):
+            return False
+        return self.algorithm_type is None or scheduler.config.get("algorithm_type") == self.algorithm_type
+
+
+# Ancestral DDPM (Ho et al. 2020, arXiv:2006.11239), deterministic DDIM (Song et al. 2021, arXiv:2010.02502), and
+# second-order multistep DPM-Solver++, deterministic or in its stochastic SDE form (Lu et al. 2022,
+# arXiv:2211.01095). Each runs in stock `DDPMPipeline`, which passes a generator to `step` and never calls
+# `scale_model_input` (UniPC, whose `step` takes no generator, does not). The step counts are where each reaches
+# its quality on our models (`python -m benchmarks.sampler_quality`, docs/benchmarks.md, "Samplers"): ancestral
+# DDPM wants its full schedule, DDIM ~50, deterministic DPM-Solver++ ~20 and its SDE form 10.
+SAMPLERS: dict[str, Sampler] = {
+    "ddpm": Sampler("DDPM", DDPMScheduler.from_config, 1000),
+    "ddim": Sampler("DDIM", DDIMScheduler.from_config, 50),
+    "dpm++": Sampler("DPM-Solver++", _dpm_solver("dpmsolver++"), 20, "dpmsolver++"),
+    "dpm++sde": Sampler("SDE-DPM-Solver++", _dpm_solver("sde-dpmsolver++"), 10, "sde-dpmsolver++"),
 }
 # The sampler saved with every model, chosen by quality per second (`python -m benchmarks.sampler_quality`,
 # docs/benchmarks.md): on the 20-minute MNIST model, SDE-DPM-Solver++ with 10 steps drew 1,000 samples in 14 s
@@ -39,14 +72,33 @@ SAMPLERS = {
 DEFAULT_SAMPLER = "dpm++sde"
 
 
+def check_sampler(name: str) -> Sampler:
+    """The entry `name` of `SAMPLERS`.
+
+    Raises:
+        ValueError: one line naming the choices.
+    """
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
+    return SAMPLERS[name]
+
+
+def build_sampler(name: str, config) -> SchedulerMixin:
+    """The sampler `name` (a key of `SAMPLERS`) on the noise schedule of `config` (any diffusers scheduler config)."""
+    return check_sampler(name).build(config)
+
+
 def fast_sampler(config) -> SchedulerMixin:
     """The default sampler, saved with every model: `DEFAULT_SAMPLER` (multistep SDE-DPM-Solver++) on the noise
     schedule described by `config` (any diffusers scheduler config), with lambda clipped for the cosine schedule."""
-    return SAMPLERS[DEFAULT_SAMPLER](config)
+    return build_sampler(DEFAULT_SAMPLER, config)
+
+
+def sampler_name(scheduler: SchedulerMixin) -> str | None:
+    """The key of `SAMPLERS` that `scheduler` is (e.g. a saved model's), or None for another scheduler."""
+    return next((name for name, sampler in SAMPLERS.items() if sampler.matches(scheduler)), None)
 
 
 def use_sampler(pipeline: DiffusionPipeline, name: str) -> None:
     """Replace `pipeline.scheduler` by the sampler `name` (a key of `SAMPLERS`) with the same noise schedule."""
-    if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
-    pipeline.scheduler = SAMPLERS[name](pipeline.scheduler.config)
+    pipeline.scheduler = build_sampler(name, pipeline.scheduler.config)

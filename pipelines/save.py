@@ -11,18 +11,21 @@ import PIL.Image
 from diffusers import DDPMPipeline, UNet2DModel
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-from pipelines import glyph_pipeline
-from pipelines.glyph_pipeline import GlyphDDPMPipeline
+from pipelines import character_pipeline
+from pipelines.character_pipeline import CharacterDDPMPipeline
 from pipelines.model_card import SAMPLE_GRID_NAME, write_model_card
 from pipelines.samplers import fast_sampler
 
 # The copy of the pipeline module that `DiffusionPipeline.from_pretrained(..., trust_remote_code=True)` imports;
-# model_index.json names it in `_class_name`: ["glyph_pipeline", "GlyphDDPMPipeline"].
-PIPELINE_FILE_NAME = Path(inspect.getsourcefile(glyph_pipeline)).name
+# model_index.json names it in `_class_name`: ["character_pipeline", "CharacterDDPMPipeline"].
+PIPELINE_FILE_NAME = Path(inspect.getsourcefile(character_pipeline)).name
 PIPELINE_MODULE = PIPELINE_FILE_NAME.removesuffix(".py")
 
+# The module's name before the rename (models saved then carry it); replaced when such a folder is saved again.
+LEGACY_PIPELINE_FILE_NAME = "glyph_pipeline.py"
 # Everything `save_pipeline` writes at the top of the folder; training's checkpoints and logs are left alone.
-SAVED_ENTRIES = ("unet", "scheduler", "model_index.json", "README.md", SAMPLE_GRID_NAME, PIPELINE_FILE_NAME)
+SAVED_ENTRIES = ("unet", "scheduler", "model_index.json", "README.md", SAMPLE_GRID_NAME, PIPELINE_FILE_NAME,
+                 LEGACY_PIPELINE_FILE_NAME)
 
 
 def save_pipeline(
@@ -40,9 +43,9 @@ def save_pipeline(
     and prediction type), so generation is fast whichever pipeline loads the folder.
 
     - Unconditional (`class_names` None): a plain `DDPMPipeline` folder; stock
-      `DDPMPipeline.from_pretrained(output_dir)` loads and runs it, and so does `GlyphDDPMPipeline`.
+      `DDPMPipeline.from_pretrained(output_dir)` loads and runs it, and so does `CharacterDDPMPipeline`.
     - Class-conditional: `unet.config.num_class_embeds` must be `len(class_names) + 1` (the last index is
-      the null class). The folder holds a `GlyphDDPMPipeline` with the names in `model_index.json`
+      the null class). The folder holds a `CharacterDDPMPipeline` with the names in `model_index.json`
       (`id2label`), plus a copy of the pipeline module, so that
       `DiffusionPipeline.from_pretrained(output_dir, trust_remote_code=True)` works without this project.
 
@@ -75,7 +78,7 @@ def save_pipeline(
     if class_names is None:
         pipeline = DDPMPipeline(unet=unet, scheduler=sampler)
     else:
-        pipeline = GlyphDDPMPipeline(unet=unet, scheduler=sampler, id2label=dict(enumerate(class_names)))
+        pipeline = CharacterDDPMPipeline(unet=unet, scheduler=sampler, id2label=dict(enumerate(class_names)))
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -83,7 +86,7 @@ def save_pipeline(
     try:
         pipeline.save_pretrained(staging)
         if class_names is not None:
-            shutil.copyfile(inspect.getsourcefile(glyph_pipeline), staging / PIPELINE_FILE_NAME)
+            shutil.copyfile(inspect.getsourcefile(character_pipeline), staging / PIPELINE_FILE_NAME)
             _name_custom_class(staging / "model_index.json")
         if sample_grid is not None:
             sample_grid.save(staging / SAMPLE_GRID_NAME)
@@ -102,7 +105,7 @@ def save_pipeline(
 def _name_custom_class(model_index_path: Path) -> None:
     """Point `_class_name` at the copied module, the form diffusers resolves with `trust_remote_code=True`."""
     model_index = json.loads(model_index_path.read_text(encoding="utf-8"))
-    model_index["_class_name"] = [PIPELINE_MODULE, GlyphDDPMPipeline.__name__]
+    model_index["_class_name"] = [PIPELINE_MODULE, CharacterDDPMPipeline.__name__]
     model_index_path.write_text(json.dumps(model_index, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 

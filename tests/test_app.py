@@ -99,21 +99,21 @@ def test_bad_settings_give_a_message(conditional_model, setting, message):
 
 def test_unloadable_model_gives_a_message(tmp_path, conditional_model):
     missing = str(tmp_path / "not-trained-yet")
-    with pytest.raises(gr.Error, match="Could not load the model .*not-trained-yet' \\(no such folder"):
+    with pytest.raises(gr.Error, match="model .*not-trained-yet: cannot load it \\(no such folder"):
         app.generate(missing, "any", 4, "DPM-Solver++", 5, 1.0, 0)
     # a folder that is not a saved model
     with pytest.raises(gr.Error, match="model_index.json"):
         app.generate(str(tmp_path), "any", 4, "DPM-Solver++", 5, 1.0, 0)
     # switching to it from the page keeps the current model and says why
     model, _, _, info = app.switch_model(missing, conditional_model)
-    assert model == conditional_model and info.startswith("⚠️ Could not load the model")
+    assert model == conditional_model and info.startswith("⚠️ model ") and "cannot load it" in info
 
 
 def test_page_builds_with_an_unloadable_model(tmp_path):
     demo = app.build_demo(str(tmp_path / "missing"))
     assert demo.analytics_enabled is False
     markdown = [block.value for block in demo.blocks.values() if isinstance(block, gr.Markdown)]
-    assert any("Could not load the model" in text for text in markdown)
+    assert any("cannot load it" in text for text in markdown)
 
 
 def test_model_comes_from_flag_then_environment_then_model_file_then_default(monkeypatch, tmp_path):

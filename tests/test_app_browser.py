@@ -17,7 +17,7 @@ import pytest
 from diffusers import DDPMScheduler
 
 from pipelines import save_pipeline
-from pipelines.glyph_pipeline import DEFAULT_NUM_INFERENCE_STEPS
+from pipelines.character_pipeline import DEFAULT_NUM_INFERENCE_STEPS
 from tests.pipeline_helpers import tiny_unet
 
 # The screenshot script's helpers start the app and drive the page (benchmarks/ is not an installed package).
@@ -117,5 +117,5 @@ def test_bad_setting_and_bad_model_show_a_message(app_url, browser):
 
     page.get_by_label("Model (folder or Hub id)").fill("no/such-model")
     page.get_by_role("button", name="Load model").click()
-    page.get_by_text("Could not load the model 'no/such-model'").first.wait_for(timeout=30_000)
+    page.get_by_text("model no/such-model: cannot load it").first.wait_for(timeout=30_000)
     assert "Traceback" not in page.content()

@@ -11,10 +11,10 @@ from diffusers import DDPMPipeline, DDPMScheduler
 
 from evaluation import load_feature_extractor
 from evaluation.__main__ import main
-from evaluation.sampling import sample_images
 from evaluation.scores import fid_for_pipeline, split_features
 from evaluation.train_classifier import main as train_classifier_main
-from pipelines import GlyphDDPMPipeline, save_pipeline
+from pipelines import CharacterDDPMPipeline, save_pipeline
+from pipelines.sampling import draw
 from tests.evaluation_helpers import SHAPES, TINY_MODEL, make_shapes_dataset, make_shapes_folder, train_quickly
 from tests.pipeline_helpers import tiny_unet  # 8-px samples: the classifier resizes them to its 16 px
 
@@ -88,6 +88,7 @@ def test_class_conditional_model_reports_recognition_per_requested_class(setup):
     classifier_results = json.loads((setup[2] / "classifier_results.json").read_text())
     assert metrics["real_data_floor"]["class_accuracy"] == pytest.approx(classifier_results["test_accuracy"])
     assert metrics["scheduler"] == "DPMSolverMultistepScheduler"  # save_pipeline's fast default
+    assert metrics["sampler_used"] == "SDE-DPM-Solver++" and metrics["num_inference_steps_used"] == 2
     per_class = metrics["per_class"]
     assert [row["requested"] for row in per_class] == [4, 4, 4]  # 12 samples, equal numbers per class
     recognised = sum(row["recognised"] * row["requested"] for row in per_class) / 12
@@ -95,14 +96,14 @@ def test_class_conditional_model_reports_recognition_per_requested_class(setup):
 
 
 def test_sampling_is_seeded_per_image_and_independent_of_batch_size(setup):
-    pipeline = GlyphDDPMPipeline.from_pretrained(setup[0] / "cond")
-    first, labels = sample_images(pipeline, 7, batch_size=3, seed=5, num_inference_steps=2, progress=False)
-    again, _ = sample_images(pipeline, 7, batch_size=7, seed=5, num_inference_steps=2, progress=False)
-    assert first.shape == (7, 1, 8, 8) and 0 <= first.min() and first.max() <= 1
-    assert labels.tolist() == [0, 1, 2, 0, 1, 2, 0]
-    torch.testing.assert_close(first, again)
-    other, _ = sample_images(pipeline, 7, batch_size=7, seed=6, num_inference_steps=2, progress=False)
-    assert not torch.allclose(first, other)
+    pipeline = CharacterDDPMPipeline.from_pretrained(setup[0] / "cond")
+    first = draw(pipeline, 7, batch_size=3, seed=5, num_inference_steps=2)
+    again = draw(pipeline, 7, batch_size=7, seed=5, num_inference_steps=2)
+    assert first.images.shape == (7, 1, 8, 8) and 0 <= first.images.min() and first.images.max() <= 1
+    assert first.labels.tolist() == [0, 1, 2, 0, 1, 2, 0]
+    torch.testing.assert_close(first.images, again.images)
+    other = draw(pipeline, 7, batch_size=7, seed=6, num_inference_steps=2)
+    assert not torch.allclose(first.images, other.images)
 
 
 def test_fid_hook_works_with_our_pipeline_and_stock_ddpm_pipeline(setup):
@@ -110,19 +111,19 @@ def test_fid_hook_works_with_our_pipeline_and_stock_ddpm_pipeline(setup):
     extractor = load_feature_extractor(classifier)
     reference = split_features(extractor, datasets.load_from_disk(str(dataset))["test"])[0]
     options = {"num_samples": 8, "batch_size": 4, "num_inference_steps": 2}
-    ours = fid_for_pipeline(GlyphDDPMPipeline.from_pretrained(root / "uncond"), classifier, reference,
+    ours = fid_for_pipeline(CharacterDDPMPipeline.from_pretrained(root / "uncond"), classifier, reference,
                             autocast=False, **options)
     stock = fid_for_pipeline(DDPMPipeline.from_pretrained(root / "uncond"), extractor, reference, **options)
     assert np.isfinite(ours) and ours > 0
     assert stock == pytest.approx(ours, rel=1e-4)  # same UNet, scheduler and seeds (stock pipelines: float32)
-    conditional = fid_for_pipeline(GlyphDDPMPipeline.from_pretrained(root / "cond"), extractor, reference, **options)
+    conditional = fid_for_pipeline(CharacterDDPMPipeline.from_pretrained(root / "cond"), extractor, reference, **options)
     assert np.isfinite(conditional)
 
 
 def test_missing_model_exits_2(setup, capsys):
     code, _ = run(setup, "no-such-model")
     assert code == 2
-    assert "not a saved diffusers pipeline" in capsys.readouterr().err
+    assert "no-such-model: cannot load it" in capsys.readouterr().err
 
 
 def test_classifier_of_other_classes_is_refused(setup, tmp_path, capsys):

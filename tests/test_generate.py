@@ -43,7 +43,7 @@ def models(tmp_path_factory):
 def test_generate_grid_and_gif(models, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     main([
-        str(models / "cond"), "--num_images", "6", "--class_name", "ب", "--guidance_scale", "2", "--steps", "4",
+        str(models / "cond"), "--num_images", "6", "--class_name", "ب", "--guidance_scale", "2", "--num_inference_steps", "4",
         "--output", "grid.png", "--gif", "trajectory.gif", "--gif_frames", "3", "--cols", "3",
     ])  # fmt: skip
     with Image.open(tmp_path / "grid.png") as grid:
@@ -57,7 +57,7 @@ def test_generate_grid_and_gif(models, tmp_path, monkeypatch):
 
 def test_the_default_gif_has_a_frame_per_step_up_to_twenty(models, tmp_path):
     for steps, frames in (("4", 5), ("30", 20)):
-        main([str(models / "uncond"), "--num_images", "2", "--steps", steps, "--output", str(tmp_path / "g.png"),
+        main([str(models / "uncond"), "--num_images", "2", "--num_inference_steps", steps, "--output", str(tmp_path / "g.png"),
               "--gif", str(tmp_path / "t.gif")])
         with Image.open(tmp_path / "t.gif") as gif:
             assert gif.n_frames == frames
@@ -65,7 +65,7 @@ def test_the_default_gif_has_a_frame_per_step_up_to_twenty(models, tmp_path):
 
 def test_generate_is_reproducible_and_takes_a_scheduler(models, tmp_path):
     for name in ("a.png", "b.png"):
-        main([str(models / "uncond"), "--num_images", "2", "--steps", "3", "--scheduler", "ddim", "--output", str(tmp_path / name)])
+        main([str(models / "uncond"), "--num_images", "2", "--num_inference_steps", "3", "--sampler", "ddim", "--output", str(tmp_path / name)])
     assert Image.open(tmp_path / "a.png").tobytes() == Image.open(tmp_path / "b.png").tobytes()
 
 
@@ -76,7 +76,7 @@ def test_generate_is_reproducible_and_takes_a_scheduler(models, tmp_path):
         (["uncond", "--class_name", "1"], "unconditional"),
         (["cond", "--num_images", "0"], "--num_images must be at least 1"),
         (["cond", "--output", "grid.txt"], "unsupported file type .txt"),
-        (["cond", "--steps", "2", "--gif", "t.gif", "--gif_frames", "5"], "--gif_frames must be between 2 and"),
+        (["cond", "--num_inference_steps", "2", "--gif", "t.gif", "--gif_frames", "5"], "--gif_frames must be between 2 and"),
         (["missing_folder"], "no such folder"),
     ],
 )
@@ -84,7 +84,7 @@ def test_bad_arguments_exit_2_with_one_line(models, tmp_path, monkeypatch, capsy
     model, *rest = args
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
-        main([str(models / model), "--steps", "2", *rest])
+        main([str(models / model), "--num_inference_steps", "2", *rest])
     assert exit_info.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], lines

@@ -13,7 +13,7 @@ import torch
 from diffusers import DDPMScheduler
 from PIL import Image
 
-from pipelines import GlyphDDPMPipeline, save_pipeline
+from pipelines import CharacterDDPMPipeline, save_pipeline
 from pipelines.model_card import MODEL_PLACEHOLDER
 from tests.conftest import REPO_ROOT
 from tests.hub_client import folder_state, last_json, run_client
@@ -83,7 +83,7 @@ LOAD_WITH_REMOTE_CODE = """
     import numpy as np, torch
     from diffusers import DiffusionPipeline
     pipe = DiffusionPipeline.from_pretrained(repo_id, trust_remote_code=True)
-    assert type(pipe).__name__ == "GlyphDDPMPipeline" and not type(pipe).__module__.startswith("pipelines")
+    assert type(pipe).__name__ == "CharacterDDPMPipeline" and not type(pipe).__module__.startswith("pipelines")
     images = pipe(batch_size=2, class_labels="ب", num_inference_steps=2, generator=torch.manual_seed(0), output_type="np").images
     np.save(out, images)
     exec(open(card_snippet, encoding="utf-8").read())  # the model card's usage code, pointed at the repo id
@@ -96,7 +96,7 @@ def test_class_conditional_private_model_and_its_card_snippet_work_by_repo_id_wi
     assert url.returncode == 0, url.stderr[-3000:]
     assert url.stdout.strip() == f"{hub.url}/tester/cond"
     assert hub.repos[("model", "tester/cond")].private is True
-    assert "glyph_pipeline.py" in hub.files("tester/cond") and not any(p.startswith("checkpoints/") for p in hub.files("tester/cond"))
+    assert "character_pipeline.py" in hub.files("tester/cond") and not any(p.startswith("checkpoints/") for p in hub.files("tester/cond"))
 
     card = hub.files("tester/cond")["README.md"].decode()
     snippet = tmp_path / "card_snippet.py"
@@ -107,7 +107,7 @@ def test_class_conditional_private_model_and_its_card_snippet_work_by_repo_id_wi
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     assert Image.open(tmp_path / "samples.png").size == (32, 32)  # the card's 4x4 grid of 8x8 characters
 
-    local = GlyphDDPMPipeline.from_pretrained(folder)
+    local = CharacterDDPMPipeline.from_pretrained(folder)
     expected = local(batch_size=2, class_labels="ب", num_inference_steps=2, generator=torch.manual_seed(0), output_type="np").images
     np.testing.assert_array_equal(np.load(out), expected)
 

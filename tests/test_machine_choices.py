@@ -10,7 +10,7 @@ import pytest
 import torch
 from accelerate import PartialState
 
-from pipelines import GlyphDDPMPipeline, fast_inference
+from pipelines import CharacterDDPMPipeline, fast_inference
 from pipelines.fast_inference import cpu_has_native_bf16, inference_autocast
 from pipelines.samplers import fast_sampler
 from tests.pipeline_helpers import tiny_unet
@@ -83,7 +83,7 @@ def test_inference_autocast_follows_the_cpu(monkeypatch):
 
 def test_bf16_sampling_keeps_float32_samples_close_to_float32_sampling():
     scheduler = fast_sampler(build_noise_scheduler(TrainConfig()).config)
-    pipe = GlyphDDPMPipeline(unet=tiny_unet().eval(), scheduler=scheduler)
+    pipe = CharacterDDPMPipeline(unet=tiny_unet().eval(), scheduler=scheduler)
     pipe.set_progress_bar_config(disable=True)
 
     def draw():

@@ -1,4 +1,4 @@
-"""GlyphDDPMPipeline.__call__: labels, guidance, generators, output types, schedulers, trajectory GIF."""
+"""CharacterDDPMPipeline.__call__: labels, guidance, generators, output types, schedulers, trajectory GIF."""
 
 import numpy as np
 import PIL.Image
@@ -6,7 +6,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
-from pipelines import GlyphDDPMPipeline, GlyphPipelineOutput, image_grid, save_trajectory_gif
+from pipelines import CharacterDDPMPipeline, CharacterPipelineOutput, image_grid, save_trajectory_gif
 from tests.pipeline_helpers import tiny_unet
 
 NAMES = ["۰", "۷", "ب"]
@@ -14,14 +14,14 @@ NAMES = ["۰", "۷", "ب"]
 
 @pytest.fixture(scope="module")
 def conditional():
-    pipe = GlyphDDPMPipeline(tiny_unet(len(NAMES) + 1), DDPMScheduler(num_train_timesteps=50), id2label=dict(enumerate(NAMES)))
+    pipe = CharacterDDPMPipeline(tiny_unet(len(NAMES) + 1), DDPMScheduler(num_train_timesteps=50), id2label=dict(enumerate(NAMES)))
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
 @pytest.fixture(scope="module")
 def unconditional():
-    pipe = GlyphDDPMPipeline(tiny_unet(), DDPMScheduler(num_train_timesteps=50))
+    pipe = CharacterDDPMPipeline(tiny_unet(), DDPMScheduler(num_train_timesteps=50))
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -112,7 +112,7 @@ def test_any_scheduler_from_config(request, pipe_name, scheduler_class):
 
 def test_trajectory_and_gif(conditional, tmp_path):
     output = run(conditional, batch_size=2, num_inference_steps=5, trajectory_every=2)
-    assert isinstance(output, GlyphPipelineOutput)
+    assert isinstance(output, CharacterPipelineOutput)
     # x_T, after steps 2 and 4, and after the last step 5
     assert len(output.trajectory) == 4
     torch.testing.assert_close(output.trajectory[-1], output.images)

@@ -85,7 +85,7 @@ def test_default_ignore_patterns_keep_the_pipeline_and_drop_training_debris():
         "model_index.json",
         "README.md",
         "sample_grid.png",
-        "glyph_pipeline.py",
+        "character_pipeline.py",
         "unet/config.json",
         "unet/diffusion_pytorch_model.safetensors",
         "scheduler/scheduler_config.json",
@@ -99,7 +99,7 @@ def test_default_ignore_patterns_keep_the_pipeline_and_drop_training_debris():
         "runs/exp/events.out.tfevents.1",
         "last.ckpt",
         "optimizer.pt",
-        "__pycache__/glyph_pipeline.cpython-311.pyc",
+        "__pycache__/character_pipeline.cpython-311.pyc",
         "run/checkpoints/step_1/model.safetensors",
     ]
     kept = list(filter_repo_objects(published + debris, ignore_patterns=DEFAULT_IGNORE_PATTERNS))

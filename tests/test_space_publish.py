@@ -15,7 +15,7 @@ import torch
 import yaml
 from diffusers import DDPMScheduler
 
-from pipelines import GlyphDDPMPipeline, save_pipeline
+from pipelines import CharacterDDPMPipeline, save_pipeline
 from tests.conftest import REPO_ROOT
 from tests.hub_client import folder_state, last_json, run_client
 from tests.hub_server import HubServer
@@ -84,7 +84,7 @@ def test_local_model_is_published_with_the_app_and_the_space_runs_it(hub, model_
     downloaded = run_client(hub, DOWNLOAD, "tester/glyph-demo", str(space), home=tmp_path)
     assert downloaded.returncode == 0, downloaded.stderr[-3000:]
     files = {p.relative_to(space).as_posix() for p in space.rglob("*") if p.is_file() and ".cache" not in p.parts}
-    assert {"app.py", "requirements.txt", "README.md", "pipelines/__init__.py", "pipelines/glyph_pipeline.py",
+    assert {"app.py", "requirements.txt", "README.md", "pipelines/__init__.py", "pipelines/character_pipeline.py",
             "model/model_index.json", "model/unet/diffusion_pytorch_model.safetensors", "model_id.txt"} <= files  # fmt: skip
     # the app's own project imports, found from its sources: the pipeline package, not the command-line tools
     assert {"pipelines/samplers.py", "pipelines/fast_inference.py"} <= files and "pipelines/space.py" not in files
@@ -102,8 +102,8 @@ def test_local_model_is_published_with_the_app_and_the_space_runs_it(hub, model_
     assert ran["grid"] == [16, 16] and ran["gif"] and ran["status"].startswith("Drew 4 × ب")
 
     kwargs = dict(batch_size=2, class_labels="۷", num_inference_steps=2, output_type="np")
-    bundled = GlyphDDPMPipeline.from_pretrained(space / "model")(generator=torch.manual_seed(0), **kwargs).images
-    original = GlyphDDPMPipeline.from_pretrained(model_dir)(generator=torch.manual_seed(0), **kwargs).images
+    bundled = CharacterDDPMPipeline.from_pretrained(space / "model")(generator=torch.manual_seed(0), **kwargs).images
+    original = CharacterDDPMPipeline.from_pretrained(model_dir)(generator=torch.manual_seed(0), **kwargs).images
     np.testing.assert_array_equal(bundled, original)
 
 

@@ -132,3 +132,10 @@ def test_optional_numbers_take_none_on_the_command_line():
     assert parse_config([]).snr_gamma == 5.0
     assert parse_config(["--snr_gamma", "none"]).snr_gamma is None
     assert parse_config(["--max_train_minutes", "None", "--snr_gamma", "2.5"]).snr_gamma == 2.5
+
+
+def test_every_timestep_sampling_choice_is_in_the_registry():
+    from training.config import TIMESTEP_SAMPLINGS as CHOICES
+    from training.timesteps import TIMESTEP_SAMPLINGS
+
+    assert tuple(TIMESTEP_SAMPLINGS) == CHOICES

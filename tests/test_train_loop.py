@@ -13,6 +13,7 @@ from training.checkpointing import list_checkpoints
 from training.config import ConfigError
 from training.draws import GlobalBatchDraws
 from training.losses import diffusion_loss, log_normal_timestep_probabilities, snr_weights, training_target
+from training.timesteps import TIMESTEP_SAMPLINGS
 
 pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")  # tests/conftest.py
 
@@ -73,7 +74,19 @@ def test_log_normal_timesteps_follow_the_noise_level_distribution():
 
 def test_a_log_normal_run_trains(blobs, tmp_path):
     trainer = make_trainer(blobs, tmp_path, "--max_train_steps", "2", "--timestep_sampling", "log_normal")
-    assert trainer.timestep_probabilities is not None
+    # the run draws its timesteps from the log-normal registry entry, not from U{0..T-1}: compare the shares of
+    # ten bands of t with those of the distribution
+    scheduler, cpu = trainer.noise_scheduler, torch.device("cpu")
+    expected = log_normal_timestep_probabilities(scheduler, trainer.cfg.log_normal_mean, trainer.cfg.log_normal_std)
+
+    def band_shares(t):
+        return torch.bincount(t * 10 // scheduler.config.num_train_timesteps, minlength=10).float() / len(t)
+
+    bands = torch.arange(len(expected)) * 10 // len(expected)
+    expected_shares = torch.zeros(10).index_add_(0, bands, expected)
+    drawn = band_shares(trainer.sample_timesteps(GlobalBatchDraws(0, cpu), 20_000))
+    uniform = band_shares(TIMESTEP_SAMPLINGS["uniform"](scheduler, trainer.cfg, cpu)(GlobalBatchDraws(0, cpu), 20_000))
+    assert (drawn - expected_shares).abs().sum() < 0.05 < (uniform - expected_shares).abs().sum()
     trainer.train()
     assert trainer.progress.global_step == 2 and trainer.progress.history[-1]["train_loss"] < 10
 

@@ -21,6 +21,9 @@ from typing import Any, Optional
 import yaml
 from transformers import HfArgumentParser
 
+from data_prep.arguments import DataArguments
+from sharing.arguments import HubArguments
+
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 TIMESTEP_SAMPLINGS = ("uniform", "log_normal")
@@ -31,8 +34,9 @@ MODEL_PRESETS = ("tiny", "small", "base")
 
 
 @dataclass
-class TrainConfig:
-    """All settings of one training run (see `python train_ddpm.py --help`)."""
+class TrainConfig(DataArguments, HubArguments):
+    """All settings of one training run (see `python train_ddpm.py --help`); `--dataset`, `--data_dir` and the
+    Hub flags are the shared `DataArguments` and `HubArguments`, with training's own defaults and help."""
 
     # --- data ---
     dataset: str = field(default="glyphs", metadata={"help": (
@@ -369,8 +373,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise ConfigError(f"--snapshot_minutes must all be positive (got {list(cfg.snapshot_minutes)}).")
     if cfg.eval_num_samples < 2:
         raise ConfigError(f"--eval_num_samples must be at least 2 for a covariance (got {cfg.eval_num_samples}).")
-    if cfg.push_to_hub and not cfg.hub_model_id:
-        raise ConfigError("--push_to_hub needs --hub_model_id NAME (e.g. user/ddpm-mnist).")
+    if (problem := cfg.hub_problem()) is not None:
+        raise ConfigError(f"{problem}.")
     arch_flags = [n for n in ("block_out_channels", "layers_per_block", "attention_levels", "norm_num_groups")
                   if getattr(cfg, n) is not None]
     if cfg.model_config_name_or_path and arch_flags:

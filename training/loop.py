@@ -17,17 +17,14 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from data_prep.resolve import ResolvedDataset
-from pipelines import save_pipeline
 from sharing import push_folder
 from training.checkpointing import (
     TrainingProgress,
     check_resume_layout,
     data_layout,
-    list_checkpoints,
     read_process_file,
     remove_partial_checkpoints,
     restore_checkpoint,
-    save_checkpoint,
 )
 from training.config import ConfigError, TrainConfig
 from training.data import (
@@ -41,34 +38,21 @@ from training.data import (
     to_model_range,
 )
 from training.draws import GlobalBatchDraws
-from training.faults import (
-    WRITE_ERRORS,
-    Interrupted,
-    SaveFailed,
-    StopSignals,
-    check_step,
-    check_weights,
-    save_failed_message,
-)
-from training.losses import diffusion_loss, log_normal_timestep_probabilities, training_target
+from training.faults import Interrupted, StopSignals, check_step, check_weights
+from training.losses import denoising_loss
 from training.model import learning_rate
-from training.plots import plot_loss_curve, write_loss_csv
 from training.sample_quality import FidCheck, load_eval_classifier
+from training.saving import RunSaver
 from training.schedule import build_lr_scheduler
 from training.streaming import StreamedBatches, first_images
 from training.threads import SlowdownWatch, default_cpu_threads
+from training.timesteps import timestep_sampler
 from training.validation import ValidationSet, log_grid, sample_grid, save_grid
 
 # The train loss is averaged over this many optimizer steps before it is logged and written to the CSV;
 # reading it every step would synchronise a GPU every step.
 LOG_EVERY = 10
-LOSS_CSV, LOSS_PNG, CONFIG_JSON = "losses.csv", "loss_curve.png", "training_config.json"
-# The folder of the best model by Fréchet distance (`--keep_best_by_fid`), inside output_dir.
-BEST_DIR = "best"
-# The folder of the models saved at --snapshot_minutes, inside output_dir.
-SNAPSHOT_DIR = "snapshots"
-# Inside each snapshot: the step and training time it was saved at.
-SNAPSHOT_PROGRESS = "progress.json"
+CONFIG_JSON = "training_config.json"
 # Added to --seed for the generator of the training draws (training/draws.py).
 DRAWS_SEED_OFFSET = 1_000_000_007
 # The per-process checkpoint file with a process's place in a stream (`--streaming`).
@@ -109,6 +93,22 @@ def make_accelerator(cfg: TrainConfig, mixed_precision: str) -> Accelerator:
         log_with=None if cfg.logger == "none" else cfg.logger,
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / cfg.logging_dir)),
     )
+
+
+class LossWindow:
+    """The train loss summed over the optimizer steps since the last log (on the device, read only when logged,
+    so that a GPU is not synchronised every step), their count and their wall time."""
+
+    def __init__(self, device: torch.device):
+        self.loss_sum = torch.zeros((), device=device)
+        self.reset()
+
+    def reset(self) -> None:
+        self.loss_sum.zero_()
+        self.steps, self.start = 0, time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
 
 
 class Trainer:
@@ -153,10 +153,8 @@ class Trainer:
         self.draws = GlobalBatchDraws(cfg.seed + DRAWS_SEED_OFFSET, accelerator.device, accelerator.num_processes,
                                       accelerator.process_index)
         accelerator.register_for_checkpointing(self.lr_scheduler, self.progress, self.draws)
-        self.timestep_probabilities = None
-        if cfg.timestep_sampling == "log_normal":
-            self.timestep_probabilities = log_normal_timestep_probabilities(
-                self.noise_scheduler, cfg.log_normal_mean, cfg.log_normal_std).to(accelerator.device)
+        self.sample_timesteps = timestep_sampler(cfg, noise_scheduler, accelerator.device)
+        self.saver = RunSaver(cfg, noise_scheduler, self.class_names, data.description)
         self.ema = None
         if cfg.use_ema:
             self.ema = EMAModel(self.unet.parameters(), decay=cfg.ema_max_decay, use_ema_warmup=True,
@@ -259,62 +257,71 @@ class Trainer:
             signals.uninstall()
 
     def _train(self, signals: StopSignals) -> None:
-        cfg, accelerator, progress = self.cfg, self.accelerator, self.progress
-        accum = cfg.gradient_accumulation_steps
-        images_per_micro_batch = cfg.train_batch_size * accelerator.num_processes
+        """Optimizer steps to the last one, with logging, the periodic work and a stop on a signal."""
+        progress, window = self.progress, LossWindow(self.accelerator.device)
         # closed on any exit, so an error's one line starts on a line of its own, not after the bar
         with self._progress_bar() as bar:
-            loss_sum, steps_in_window, window_start = torch.zeros((), device=accelerator.device), 0, time.perf_counter()
             if progress.global_step >= self.max_train_steps:
-                bar.close()
                 return
-            for images, labels in self.batches.from_step(progress.global_step * accum):
-                with accelerator.accumulate(self.unet):
-                    loss = self._loss(images, labels)
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients:
-                        grad_norm = accelerator.clip_grad_norm_(self.unet.parameters(), cfg.max_grad_norm)
-                        check_step(loss, grad_norm, step=progress.global_step + 1, **self._fault_context())
-                    self.optimizer.step()
-                    self.optimizer.zero_grad(set_to_none=True)
-                loss_sum += loss.detach() / accum
-                if not accelerator.sync_gradients:
-                    continue
-                if not accelerator.optimizer_step_was_skipped:
-                    self.lr_scheduler.step()
-                if self.ema is not None:
-                    self.ema.step(self.unet.parameters())
-                progress.global_step += 1
-                steps_in_window += 1
+            for images, labels in self.batches.from_step(progress.global_step * self.cfg.gradient_accumulation_steps):
+                if not self._micro_step(images, labels, window):
+                    continue  # still accumulating gradients
                 step = progress.global_step
-                if cfg.max_train_minutes is None:
+                if self.cfg.max_train_minutes is None:
                     bar.update(1)
                 if step % LOG_EVERY == 0 or step == self.max_train_steps:
-                    elapsed = time.perf_counter() - window_start
-                    progress.training_time_s += elapsed
-                    train_loss = accelerator.reduce(loss_sum, reduction="mean").item() / steps_in_window
-                    speed = steps_in_window * accum * images_per_micro_batch / elapsed
-                    self._record(step, train_loss=train_loss, lr=self.lr_scheduler.get_last_lr()[0], img_s=round(speed, 1))
-                    self._watch_speed(speed)
-                    if cfg.max_train_minutes is not None:  # the bar counts seconds of the budget
-                        bar.update(min(bar.total, round(progress.training_time_s)) - bar.n)
-                    bar.set_postfix(step=step, loss=f"{train_loss:.4f}", lr=f"{self.lr_scheduler.get_last_lr()[0]:.2e}",
-                                    img_s=f"{speed:.0f}")
-                    loss_sum.zero_()
-                    steps_in_window, window_start = 0, time.perf_counter()
-                    self._sync_budget()
-                    self._save_snapshots()
-                    if self.budget_used >= 1.0:
-                        accelerator.print(f"Stopping at step {step}: --max_train_minutes {cfg.max_train_minutes} "
-                                          f"reached after {progress.training_time_s / 60:.1f} minutes.")
-                        self.max_train_steps, self.timed_out = step, True
+                    self._log(step, window, bar)
                 self._periodic(step)
                 if self._stop_requested(signals, step):
-                    progress.training_time_s += time.perf_counter() - window_start
+                    progress.training_time_s += window.elapsed()
                     bar.close()
                     self._stop_on_signal(signals, step)
                 if step >= self.max_train_steps:
                     break
+
+    def _micro_step(self, images: torch.Tensor, labels: torch.Tensor | None, window: LossWindow) -> bool:
+        """Forward and backward of one micro-batch; at the end of an accumulation also the optimizer, learning
+        rate and EMA steps. Returns whether an optimizer step was completed."""
+        cfg, accelerator = self.cfg, self.accelerator
+        with accelerator.accumulate(self.unet):
+            loss = self._loss(images, labels)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                grad_norm = accelerator.clip_grad_norm_(self.unet.parameters(), cfg.max_grad_norm)
+                check_step(loss, grad_norm, step=self.progress.global_step + 1, **self._fault_context())
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        window.loss_sum += loss.detach() / cfg.gradient_accumulation_steps
+        if not accelerator.sync_gradients:
+            return False
+        if not accelerator.optimizer_step_was_skipped:
+            self.lr_scheduler.step()
+        if self.ema is not None:
+            self.ema.step(self.unet.parameters())
+        self.progress.global_step += 1
+        window.steps += 1
+        return True
+
+    def _log(self, step: int, window: LossWindow, bar: tqdm) -> None:
+        """Record the window's mean train loss and speed, move the bar, and stop at the end of the time budget."""
+        cfg, accelerator, progress = self.cfg, self.accelerator, self.progress
+        elapsed = window.elapsed()
+        progress.training_time_s += elapsed
+        train_loss = accelerator.reduce(window.loss_sum, reduction="mean").item() / window.steps
+        images = window.steps * cfg.gradient_accumulation_steps * cfg.train_batch_size * accelerator.num_processes
+        speed, lr = images / elapsed, self.lr_scheduler.get_last_lr()[0]
+        self._record(step, train_loss=train_loss, lr=lr, img_s=round(speed, 1))
+        self._watch_speed(speed)
+        if cfg.max_train_minutes is not None:  # the bar counts seconds of the budget
+            bar.update(min(bar.total, round(progress.training_time_s)) - bar.n)
+        bar.set_postfix(step=step, loss=f"{train_loss:.4f}", lr=f"{lr:.2e}", img_s=f"{speed:.0f}")
+        window.reset()
+        self._sync_budget()
+        self._save_snapshots()
+        if self.budget_used >= 1.0:
+            accelerator.print(f"Stopping at step {step}: --max_train_minutes {cfg.max_train_minutes} "
+                              f"reached after {progress.training_time_s / 60:.1f} minutes.")
+            self.max_train_steps, self.timed_out = step, True
 
     def _watch_speed(self, images_per_s: float) -> None:
         """One line above the progress bar when other work has slowed the run down (`SlowdownWatch`)."""
@@ -349,8 +356,7 @@ class Trainer:
         checkpoint = self.output_dir / f"checkpoint-{step}"
         if not (step % self.cfg.checkpointing_steps == 0 or self.timed_out):  # the same test as `_periodic`'s
             check_weights(self.unet.parameters(), step=step, **self._fault_context())
-            checkpoint = save_checkpoint(self.accelerator, self.output_dir, step, self.cfg.checkpoints_total_limit,
-                                         self._process_files())
+            checkpoint = self.saver.checkpoint(self.accelerator, step, self._process_files())
         self.accelerator.end_training()
         raise Interrupted(f"stopped by {signals.requested or 'a signal'} at step {step}; the state is saved in "
                           f"{checkpoint}. Run the same command with --resume_from_checkpoint latest to go on.",
@@ -375,13 +381,7 @@ class Trainer:
             return
         progress.snapshots_saved.extend(due)
         if self.accelerator.is_main_process:
-            state = {"global_step": progress.global_step, "training_time_s": round(progress.training_time_s, 1)}
-            card_info = {"dataset": self.data.description, "config": cfg.to_dict(), **state}
-            unet = self.final_unet().cpu()
-            for minutes in due:
-                folder = self.output_dir / SNAPSHOT_DIR / f"{minutes:g}min"
-                save_pipeline(folder, unet, self.noise_scheduler, class_names=self.class_names, card_info=card_info)
-                (folder / SNAPSHOT_PROGRESS).write_text(json.dumps(state) + "\n", encoding="utf-8")
+            self.saver.snapshots(self.final_unet(), progress, due)
 
     def finish(self) -> None:
         """Save the final (EMA) model as a diffusers pipeline, the loss CSV and curve, and push if asked."""
@@ -395,37 +395,17 @@ class Trainer:
 
     def _save_final_pipeline(self) -> None:
         """The pipeline with its model card and sample grid, and the loss history as CSV and plot."""
-        cfg = self.cfg
-        unet = self.final_unet()
+        cfg, unet = self.cfg, self.final_unet()
         grid = sample_grid(unet, self.noise_scheduler, cfg.eval_batch_size, cfg.num_inference_steps,
                            self.class_names, seed=cfg.seed)
         save_grid(grid, self.output_dir, self.progress.global_step)
-        history = self.progress.history
-        card_info = {
-            "dataset": self.data.description,
-            "config": cfg.to_dict(),
-            "train_loss": next((r["train_loss"] for r in reversed(history) if r.get("train_loss") is not None),
-                               None),
-            "val_loss": self.validation.loss(unet, self.noise_scheduler),
-            "global_step": self.progress.global_step,
-            "training_time_s": round(self.progress.training_time_s, 1),
-        }
-        try:  # save_pipeline stages the files and moves them in, model_index.json last
-            save_pipeline(self.output_dir, unet.cpu(), self.noise_scheduler, class_names=self.class_names,
-                          card_info=card_info, sample_grid=grid)
-            write_loss_csv(history, self.output_dir / LOSS_CSV)
-            plot_loss_curve(history, self.output_dir / LOSS_PNG)
-        except WRITE_ERRORS as err:
-            checkpoints = list_checkpoints(self.output_dir)
-            raise SaveFailed(save_failed_message("the pipeline to", self.output_dir, err,
-                                                 checkpoints[-1] if checkpoints else None)) from err
+        self.saver.final(unet, self.progress, grid, self.validation.loss(unet, self.noise_scheduler))
 
     def _push(self) -> None:
         """Upload the saved pipeline folder with `sharing.push_folder`, without what training keeps beside it."""
         cfg = self.cfg
         url = push_folder(self.output_dir, cfg.hub_model_id, private=cfg.hub_private_repo,
-                          ignore_patterns=[".checkpoint-*", f"{cfg.logging_dir}/", "samples/",
-                                           f"{BEST_DIR}/", f"{SNAPSHOT_DIR}/"],
+                          ignore_patterns=self.saver.push_ignore_patterns(),
                           commit_message=f"train_ddpm.py: {self.progress.global_step} steps on "
                                          f"{self.data.description}")
         self.accelerator.print(f"Pushed to {url}")
@@ -460,37 +440,26 @@ class Trainer:
         progress = self.progress
         if self.cfg.keep_best_by_fid and (progress.best_fid is None or fid < progress.best_fid):
             progress.best_fid = fid
-            # save_pipeline writes into a staging folder and moves model_index.json in last, so `best/` never
-            # looks complete while half-written.
-            card_info = {"dataset": self.data.description, "config": self.cfg.to_dict(), "global_step": step,
-                         "training_time_s": round(progress.training_time_s, 1)}
-            save_pipeline(self.output_dir / BEST_DIR, unet.cpu(), self.noise_scheduler, class_names=self.class_names,
-                          card_info=card_info)
+            self.saver.best(unet, progress)
 
     # ----- one step -----
     def _loss(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """The denoising loss of one micro-batch: uint8 images (B, C, H, W), labels (B,) or None."""
-        cfg, scheduler = self.cfg, self.noise_scheduler
+        cfg = self.cfg
         clean = to_model_range(images.to(self.accelerator.device, non_blocking=True))  # x_0, (B, C, H, W)
         batch_size, draws = clean.shape[0], self.draws  # numbers of the global batch, this process's slice
         if cfg.random_flip:
             clean = random_hflip(clean, draws.uniform(batch_size))
         noise = draws.normal(clean.shape)  # eps ~ N(0, I)
-        if self.timestep_probabilities is None:
-            timesteps = draws.integers(scheduler.config.num_train_timesteps, batch_size)  # t ~ U{0, ..., T-1}
-        else:  # ln(sigma_t) ~ N(mean, std^2), EDM's training distribution (training/losses.py)
-            timesteps = draws.categorical(self.timestep_probabilities, batch_size)
-        noisy = scheduler.add_noise(clean, noise, timesteps)  # x_t, eq. (4) of Ho et al. 2020
+        timesteps = self.sample_timesteps(draws, batch_size)  # --timestep_sampling (training/timesteps.py)
         class_labels = None
         if self.null_class is not None:
             labels = labels.to(clean.device)
             # Classifier-free guidance training (Ho & Salimans 2022): drop the label to the null class.
             drop = draws.uniform(batch_size) < cfg.class_dropout
             class_labels = torch.where(drop, torch.full_like(labels, self.null_class), labels)
-        with self.accelerator.autocast():
-            prediction = self.unet(noisy, timesteps, class_labels=class_labels).sample
-        target = training_target(scheduler, clean, noise, timesteps)
-        return diffusion_loss(prediction, target, scheduler, timesteps, cfg.snr_gamma)
+        return denoising_loss(self.unet, self.noise_scheduler, clean, noise, timesteps, class_labels, cfg.snr_gamma,
+                              self.accelerator.autocast())
 
     # ----- schedule -----
     def _record(self, step: int, **values) -> None:
@@ -517,4 +486,4 @@ class Trainer:
                 self._check_fid(step)
         if step % cfg.checkpointing_steps == 0 or self.timed_out:  # a timed-out run can be resumed with more time
             check_weights(self.unet.parameters(), step=step, **self._fault_context())
-            save_checkpoint(accelerator, self.output_dir, step, cfg.checkpoints_total_limit, self._process_files())
+            self.saver.checkpoint(accelerator, step, self._process_files())

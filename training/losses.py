@@ -1,10 +1,12 @@
-"""Training targets and the (optionally min-SNR weighted) denoising loss."""
+"""Training targets and the (optionally min-SNR weighted) denoising loss, shared by training and validation."""
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
-from diffusers import DDPMScheduler
+from diffusers import DDPMScheduler, UNet2DModel
 from diffusers.training_utils import compute_snr
 
 
@@ -80,3 +82,28 @@ def diffusion_loss(prediction: torch.Tensor, target: torch.Tensor, scheduler: DD
     if snr_gamma is None:
         return per_sample.mean()
     return (per_sample * snr_weights(scheduler, timesteps, snr_gamma)).mean()
+
+
+def denoising_loss(unet: UNet2DModel, scheduler: DDPMScheduler, clean: torch.Tensor, noise: torch.Tensor,
+                   timesteps: torch.Tensor, class_labels: torch.Tensor | None = None, snr_gamma: float | None = None,
+                   autocast: contextlib.AbstractContextManager | None = None) -> torch.Tensor:
+    """The loss of one batch, as training and validation compute it: noise x_0 to x_t, predict, compare.
+
+    Args:
+        unet: the denoiser.
+        scheduler: the forward process (its `add_noise`, eq. (4) of Ho et al. 2020) and prediction type.
+        clean: x_0 (B, C, H, W) in [-1, 1].
+        noise: eps (B, C, H, W).
+        timesteps: t (B,).
+        class_labels: (B,) for a class-conditional UNet (the null class where the label is dropped), or None.
+        snr_gamma: min-SNR weighting, or None for the plain loss.
+        autocast: the context the UNet's forward pass runs in (mixed precision); none by default.
+
+    Returns:
+        The scalar loss, in float32.
+    """
+    noisy = scheduler.add_noise(clean, noise, timesteps)  # x_t = sqrt(a_t) x_0 + sqrt(1 - a_t) eps
+    with autocast or contextlib.nullcontext():
+        prediction = unet(noisy, timesteps, class_labels=class_labels).sample
+    return diffusion_loss(prediction, training_target(scheduler, clean, noise, timesteps), scheduler, timesteps,
+                          snr_gamma)

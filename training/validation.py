@@ -9,9 +9,10 @@ import PIL.Image
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
-from pipelines import GlyphDDPMPipeline, image_grid
+from pipelines import CharacterDDPMPipeline, image_grid
 from pipelines.samplers import fast_sampler
-from training.losses import diffusion_loss, training_target
+from pipelines.sampling import draw
+from training.losses import denoising_loss
 
 
 class ValidationSet:
@@ -58,30 +59,27 @@ class ValidationSet:
         for start in range(0, self.clean.shape[0], batch_size):
             part = slice(start, start + batch_size)
             clean, noise, t = self.clean[part].to(device), self.noise[part].to(device), self.timesteps[part].to(device)
-            noisy = scheduler.add_noise(clean, noise, t)  # x_t, eq. (4) of Ho et al. 2020
             labels = self.labels[part].to(device) if conditional else None
-            prediction = unet(noisy, t, class_labels=labels).sample
-            target = training_target(scheduler, clean, noise, t)
-            total += diffusion_loss(prediction, target, scheduler, t).item() * clean.shape[0]
+            total += denoising_loss(unet, scheduler, clean, noise, t, labels).item() * clean.shape[0]
         unet.train(was_training)
         return total / self.clean.shape[0]
 
 
 def sampling_pipeline(unet: UNet2DModel, scheduler: DDPMScheduler,
-                      class_names: list[str] | None = None) -> GlyphDDPMPipeline:
+                      class_names: list[str] | None = None) -> CharacterDDPMPipeline:
     """The pipeline the saved model will be, built around weights in training: `unet` with the fast sampler.
 
     Args:
         unet: the (EMA) model; used as is, not copied.
-        scheduler: the training scheduler; the sampler (DPM-Solver++, `pipelines.samplers.fast_sampler`)
+        scheduler: the training scheduler; the sampler (SDE-DPM-Solver++, `pipelines.samplers.fast_sampler`)
             takes its noise schedule and prediction type.
         class_names: for a class-conditional model, the names by class index.
 
     Returns:
-        A `GlyphDDPMPipeline` with its progress bar off.
+        A `CharacterDDPMPipeline` with its progress bar off.
     """
     id2label = None if class_names is None else dict(enumerate(class_names))
-    pipeline = GlyphDDPMPipeline(unet=unet, scheduler=fast_sampler(scheduler.config), id2label=id2label)
+    pipeline = CharacterDDPMPipeline(unet=unet, scheduler=fast_sampler(scheduler.config), id2label=id2label)
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
 
@@ -89,7 +87,7 @@ def sampling_pipeline(unet: UNet2DModel, scheduler: DDPMScheduler,
 @torch.no_grad()
 def sample_grid(unet: UNet2DModel, scheduler: DDPMScheduler, num_images: int, num_inference_steps: int,
                 class_names: list[str] | None = None, seed: int = 0) -> PIL.Image.Image:
-    """Sample with DPM-Solver++ (Lu et al. 2022, arXiv:2211.01095) and tile the images into one grid.
+    """Sample with the saved sampler (`pipelines.sampling.draw`, SDE-DPM-Solver++) and tile the images into one grid.
 
     Args:
         unet: the (EMA) model.
@@ -105,12 +103,11 @@ def sample_grid(unet: UNet2DModel, scheduler: DDPMScheduler, num_images: int, nu
     pipeline = sampling_pipeline(unet, scheduler, class_names)
     was_training = unet.training
     unet.eval()
-    generator = torch.Generator(device=unet.device).manual_seed(seed)
-    images = pipeline(batch_size=num_images, num_inference_steps=num_inference_steps, generator=generator,
-                      output_type="pt").images  # (B, C, H, W) in [0, 1]
+    images = draw(pipeline, num_images, num_inference_steps=num_inference_steps, seed=seed,
+                  batch_size=num_images).images  # (B, C, H, W) in [0, 1]
     unet.train(was_training)
     cols = len(class_names) if class_names and len(class_names) <= 16 else None
-    return image_grid(images.cpu().float(), cols=cols)
+    return image_grid(images, cols=cols)
 
 
 def save_grid(grid: PIL.Image.Image, output_dir: str | Path, step: int) -> Path:

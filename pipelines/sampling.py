@@ -1,0 +1,234 @@
+"""The one way to sample: load a saved model, pick a sampler and its steps, draw seeded images.
+
+`pipelines.generate`, the web demo (`app.py`), `python -m evaluation`, `evaluation.usefulness`, the training
+grids and Fréchet checks (`training/validation.py`, `training/sample_quality.py`) and the benchmarks all call
+`draw`; their flags come from `SamplingArguments`, so they are named the same everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from diffusers import DiffusionPipeline
+from tqdm.auto import tqdm
+
+from pipelines.character_pipeline import DEFAULT_NUM_INFERENCE_STEPS, CharacterDDPMPipeline
+from pipelines.fast_inference import inference_autocast
+from pipelines.samplers import SAMPLERS, check_sampler, sampler_name, use_sampler
+from sharing import first_line
+
+
+@dataclass(kw_only=True)
+class SamplingArguments:
+    """How to sample: the flags of every command that draws images (their dataclasses inherit this one)."""
+
+    # The aliases are the names of before (generate's --steps and --scheduler, evaluation's --scheduler), kept so
+    # that existing scripts run.
+    sampler: Optional[str] = field(default=None, metadata={"choices": list(SAMPLERS), "aliases": ["--scheduler"], "help": (
+        "sampler instead of the one saved with the model: "
+        + ", ".join(f"{name} ({entry.title}, usually {entry.num_inference_steps} steps)"
+                    for name, entry in SAMPLERS.items()))})
+    num_inference_steps: Optional[int] = field(default=None, metadata={"aliases": ["--steps"], "help": (
+        "denoising steps (default: the saved sampler's steps, or the usual count of --sampler)")})
+    guidance_scale: float = field(default=1.0, metadata={"help": (
+        "classifier-free guidance scale of class-conditional models; 1 means no guidance")})
+    seed: int = field(default=0, metadata={"help": "image i is drawn with seed + i (same seed, same images)"})
+    autocast: bool = field(default=True, metadata={"help": (
+        "sample under bf16 autocast on a CPU with native bf16 (faster, same scores: docs/benchmarks.md); "
+        "--no_autocast samples in float32")})
+
+    def sampling_problem(self) -> str | None:
+        """The first impossible sampling setting, as a sentence naming its flag, or None."""
+        if self.num_inference_steps is not None and self.num_inference_steps < 1:
+            return f"--num_inference_steps {self.num_inference_steps}: must be at least 1"
+        if self.guidance_scale < 0:
+            return f"--guidance_scale {self.guidance_scale}: must be 0 or more"
+        if self.seed < 0:
+            return f"--seed {self.seed}: must be 0 or more"
+        return None
+
+
+class ModelLoadError(Exception):
+    """A model folder or Hub id that cannot be loaded; the message is one line naming it and what to do."""
+
+
+def load_pipeline(model: str | os.PathLike, device: str | torch.device | None = None) -> CharacterDDPMPipeline:
+    """A saved model (a folder from `train_ddpm.py` or a Hub id) as a `CharacterDDPMPipeline`, progress bar off.
+
+    Args:
+        model: the folder or Hub id.
+        device: where to run it; default the GPU if there is one.
+
+    Raises:
+        ModelLoadError: one line naming the model and the reason.
+    """
+    model = str(model)
+    try:
+        pipe = CharacterDDPMPipeline.from_pretrained(model)
+    except Exception as error:  # any loader failure (missing folder, offline Hub, bad files) becomes one line
+        reason = first_line(error).rstrip(".")
+        if not os.path.isdir(model):
+            reason = f"no such folder, and as a Hub id: {reason}"
+        raise ModelLoadError(f"model {model}: cannot load it ({reason}); pass a folder saved by train_ddpm.py or "
+                             "a Hub model id") from error
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def is_class_conditional(pipeline: DiffusionPipeline) -> bool:
+    """Whether the pipeline's UNet takes class labels (it has a class embedding)."""
+    return pipeline.unet.config.num_class_embeds is not None
+
+
+def default_steps(pipeline: DiffusionPipeline, sampler: str | None = None) -> int:
+    """The steps to sample with when none are asked for: the usual count of `sampler` (a key of `SAMPLERS`),
+    else the pipeline's own default (the saved sampler's)."""
+    if sampler is not None:
+        return check_sampler(sampler).num_inference_steps
+    if isinstance(pipeline, CharacterDDPMPipeline):
+        return DEFAULT_NUM_INFERENCE_STEPS
+    saved = sampler_name(pipeline.scheduler)
+    return SAMPLERS[saved].num_inference_steps if saved else DEFAULT_NUM_INFERENCE_STEPS
+
+
+def requested_classes(num_samples: int, num_classes: int) -> torch.Tensor:
+    """Class indices (num_samples,) cycling 0, 1, ..., K-1, 0, ...: equal numbers per class (+-1)."""
+    return torch.arange(num_samples) % num_classes
+
+
+@dataclass
+class Drawing:
+    """What `draw` returns.
+
+    Args:
+        images: (N, C, H, W) float32 in [0, 1], on the CPU.
+        labels: the requested class index of each image (N,) int64, or None for an unconditional model.
+        trajectory: with `gif_frames`, x_t in [0, 1] (N, C, H, W) from the noise to the final image.
+        sampler: the sampler's title, e.g. "SDE-DPM-Solver++" (the scheduler's class name if not in `SAMPLERS`).
+        num_inference_steps: the steps taken.
+        seconds: wall time of the sampling.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    trajectory: list[torch.Tensor] | None
+    sampler: str
+    num_inference_steps: int
+    seconds: float
+
+    @property
+    def grayscale(self) -> torch.Tensor:
+        """The images as (N, 1, H, W): RGB models are scored in grayscale."""
+        return self.images.mean(dim=1, keepdim=True)
+
+
+def _labels(pipeline: DiffusionPipeline, class_labels, num_images: int) -> torch.Tensor | None:
+    """Class indices (num_images,) for a class-conditional pipeline: every class in turn when `class_labels` is
+    None, one label (index or name) for all, or one per image."""
+    if not is_class_conditional(pipeline):
+        if class_labels is not None:
+            raise ValueError("class labels were given but this model is unconditional (no class embedding)")
+        return None
+    if class_labels is None:
+        return requested_classes(num_images, pipeline.unet.config.num_class_embeds - 1)
+    if isinstance(class_labels, torch.Tensor):
+        class_labels = class_labels.tolist()
+    if isinstance(class_labels, (int, str)):
+        class_labels = [class_labels] * num_images
+    if len(class_labels) != num_images:
+        raise ValueError(f"{len(class_labels)} class labels for {num_images} images")
+    return torch.tensor([pipeline._resolve_label(label) for label in class_labels], dtype=torch.long)
+
+
+@torch.no_grad()
+def draw(
+    pipeline: DiffusionPipeline,
+    num_images: int,
+    *,
+    class_labels: int | str | Sequence[int | str] | torch.Tensor | None = None,
+    sampler: str | None = None,
+    num_inference_steps: int | None = None,
+    guidance_scale: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 64,
+    latents: torch.Tensor | None = None,
+    gif_frames: int | None = None,
+    autocast: bool = True,
+    progress: bool = False,
+) -> Drawing:
+    """Draw `num_images` images, image i from `torch.Generator().manual_seed(seed + i)`, so that the images do
+    not depend on the batch size.
+
+    Args:
+        pipeline: a `CharacterDDPMPipeline`, or for an unconditional model also a stock `DDPMPipeline`.
+        num_images: how many.
+        class_labels: class-conditional models: one class index or name for all, one per image, or None for
+            every class in turn (equal numbers per class).
+        sampler: a key of `SAMPLERS` to use instead of the pipeline's scheduler (for this call only).
+        num_inference_steps: default `default_steps(pipeline, sampler)`.
+        guidance_scale: classifier-free guidance (class-conditional models).
+        seed: the first image's seed.
+        batch_size: images per pipeline call.
+        latents: the initial noise x_T (num_images, C, H, W), to start several samplers from the same x_T; the
+            seeds then only drive the samplers' own noise. Default: drawn from the seeds.
+        gif_frames: also record the denoising trajectory, with enough steps for this many GIF frames.
+        autocast: run the UNet of a `CharacterDDPMPipeline` under `inference_autocast` (bf16 on a CPU with native
+            bf16: faster, same scores). Stock pipelines would hand the bf16 output to the scheduler, so they
+            always run in float32.
+        progress: a progress bar over the images.
+
+    Returns:
+        A `Drawing`.
+
+    Raises:
+        ValueError: a label, sampler or step count the model cannot take (one line).
+    """
+    steps = num_inference_steps or default_steps(pipeline, sampler)
+    if not 1 <= steps <= pipeline.scheduler.config.num_train_timesteps:
+        raise ValueError(f"--num_inference_steps {steps}: must be between 1 and "
+                         f"{pipeline.scheduler.config.num_train_timesteps}, the length of this model's noise schedule")
+    labels = _labels(pipeline, class_labels, num_images)
+    if guidance_scale != 1.0 and labels is None:
+        raise ValueError("guidance needs a class-conditional model; this one is unconditional")
+    ours = isinstance(pipeline, CharacterDDPMPipeline)
+    options = {"num_inference_steps": steps, "output_type": "pt" if ours else "np"}
+    if gif_frames is not None:  # enough recorded steps for the frames: 1 + steps // k >= gif_frames
+        options["trajectory_every"] = max(1, steps // (gif_frames - 1))
+    fast = inference_autocast(pipeline.device) if autocast and ours else contextlib.nullcontext()
+    saved = pipeline.scheduler
+    if sampler is not None:
+        use_sampler(pipeline, sampler)
+    title = next((entry.title for entry in SAMPLERS.values() if entry.matches(pipeline.scheduler)),
+                 type(pipeline.scheduler).__name__)
+    pipeline.set_progress_bar_config(disable=True)  # one bar over all images instead of one per call
+    batches, trajectories = [], []
+    start = time.perf_counter()
+    try:
+        with tqdm(total=num_images, desc="sampling", unit="img", disable=not progress) as bar:
+            for first in range(0, num_images, batch_size):
+                count = min(batch_size, num_images - first)
+                generators = [torch.Generator().manual_seed(seed + first + i) for i in range(count)]
+                if labels is not None:
+                    options.update(class_labels=labels[first : first + count].tolist(), guidance_scale=guidance_scale)
+                if latents is not None:
+                    options["latents"] = latents[first : first + count]
+                with fast:
+                    output = pipeline(batch_size=count, generator=generators, **options)
+                images = output.images
+                if not ours:  # stock pipelines: (b, H, W, C) numpy
+                    images = torch.from_numpy(images).permute(0, 3, 1, 2)
+                batches.append(images.float().cpu())
+                if gif_frames is not None:
+                    trajectories.append(output.trajectory)
+                bar.update(count)
+    finally:
+        pipeline.scheduler = saved
+    seconds = time.perf_counter() - start
+    trajectory = [torch.cat(frames) for frames in zip(*trajectories)] if gif_frames is not None else None
+    return Drawing(torch.cat(batches), labels, trajectory, title, steps, seconds)
