@@ -115,7 +115,9 @@ def main(argv: list[str] | None = None) -> None:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1000, "height": 900})
             page.goto(url)
-            generate_in_page(page, args.character if conditional else None, 16, args.guidance_scale if conditional else None)
+            generate_in_page(
+                page, args.character if conditional else None, 16, args.guidance_scale if conditional else None
+            )
             page.wait_for_timeout(3000)  # let the GIF play to its last frame
             partial = Path(args.output).with_name(f".{Path(args.output).name}.partial.png")
             page.screenshot(path=partial, full_page=True)

@@ -266,7 +266,8 @@ def compare_samplers(args) -> None:
 
 # ----- report -----
 def write_report(args, names: list[str]) -> None:
-    """`--runs_dir/results.md`: the tables of docs/results.md, under their `Made on` line, filled from summary.json and each metrics.json."""
+    """`--runs_dir/results.md`: the tables of docs/results.md, under their `Made on` line, filled from
+    summary.json and each metrics.json."""
     summary = json.loads((args.runs_dir / "summary.json").read_text(encoding="utf-8"))
     lines = ["| run | training (wall clock) | steps | images seen | Fréchet distance | KID x 1000 | precision | "
              "recall | recognisable | requested class recognised | sampling time |",
@@ -331,7 +332,9 @@ class ResultsArguments:
 
 def parse_args(argv: list[str] | None = None) -> ResultsArguments:
     """The command line (see the module docstring)."""
-    parser = HfArgumentParser(ResultsArguments, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = HfArgumentParser(
+        ResultsArguments, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     (args,) = parser.parse_args_into_dataclasses(args=argv)
     return args
 

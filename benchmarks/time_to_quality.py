@@ -192,8 +192,10 @@ def report(args, rows: dict[str, list[dict]], facts: dict[str, dict]) -> str:
                 f"{100 * samples['recognisable']:.1f}% ({100 * floor['recognisable']:.1f}%) | "
                 f"{samples['frechet_distance']:.2f} ({floor['frechet_distance']:.2f}) | "
                 f"{samples['frechet_distance'] / floor['frechet_distance']:.1f}x | "
-                f"{samples['precision']:.3f} ({floor['precision']:.3f}) | {samples['recall']:.3f} ({floor['recall']:.3f}) |"
-                + (f" {requested_class(samples, floor)} |" if conditional else ""))
+                f"{samples['precision']:.3f} ({floor['precision']:.3f}) | "
+                f"{samples['recall']:.3f} ({floor['recall']:.3f}) |"
+                + (f" {requested_class(samples, floor)} |" if conditional else "")
+            )
     return "\n".join(lines)
 
 
@@ -257,8 +259,12 @@ def main(argv: list[str] | None = None) -> None:
     (args.output_dir / "results.json").write_text(json.dumps({"mode": args.mode, "cpu": cpu_description(),
                                                              "runs": facts, "points": rows}, indent=2) + "\n")
     mode = "one recipe per core, 1 thread each" if args.mode == "pinned" else "one recipe at a time, all cores"
-    plot(rows, args.plot or args.output_dir / "plot.png",
-         f"{args.dataset}, {args.minutes:g}-minute budget, {mode}, {args.num_samples} samples per point\n{cpu_description()}")
+    plot(
+        rows,
+        args.plot or args.output_dir / "plot.png",
+        f"{args.dataset}, {args.minutes:g}-minute budget, {mode}, {args.num_samples} samples per point\n"
+        f"{cpu_description()}",
+    )
     print(table)
 
 

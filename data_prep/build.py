@@ -205,8 +205,8 @@ def prepare(kind: str, *, command: str | None = None, **options) -> datasets.Dat
             the `prepare(...)` call itself.
         **options: the fields of the kind's options, `OPTIONS[kind]` (`MnistOptions`, `PersianOptions` or
             `GlyphsOptions`, all of them a `PrepareOptions`), named like the CLI flags: `output_dir` (default
-            `data/<kind>`), where the `DatasetDict` and its card `README.md` are saved; `overwrite`, to replace an existing
-            dataset there; persian's `source` (required), and so on.
+            `data/<kind>`), where the `DatasetDict` and its card `README.md` are saved; `overwrite`, to replace an
+            existing dataset there; persian's `source` (required), and so on.
 
     Returns:
         `datasets.DatasetDict`: the saved dataset, loaded from `output_dir`; splits "train" and "test",

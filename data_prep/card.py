@@ -45,7 +45,9 @@ def _license(kind: str, sources: list[Source]) -> tuple[str, list[str]]:
     return (licenses.pop() if len(licenses) == 1 else "other"), list(dict.fromkeys(notes))
 
 
-def write_card(kind: str, dataset_dict: datasets.DatasetDict, sources: list[Source], config, *, command: str, skipped: int) -> str:
+def write_card(
+    kind: str, dataset_dict: datasets.DatasetDict, sources: list[Source], config, *, command: str, skipped: int
+) -> str:
     """Render the card.
 
     Args:
@@ -101,7 +103,10 @@ def write_card(kind: str, dataset_dict: datasets.DatasetDict, sources: list[Sour
     elif config.image_size == 28:
         lines += ["", "The MNIST pixels are unchanged."]
     if config.max_samples:
-        lines += ["", f"Only a seeded random subset of {config.max_samples:,} source images was kept (`--max_samples`)."]
+        lines += [
+            "",
+            f"Only a seeded random subset of {config.max_samples:,} source images was kept (`--max_samples`).",
+        ]
     if skipped:
         lines += ["", f"{skipped} unreadable image(s) were skipped (`--skip_bad_images`)."]
     lines += ["", "## Classes", "", "| label | class | train | test |", "|---|---|---|---|"]

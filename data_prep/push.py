@@ -17,7 +17,8 @@ def write_hub_layout(dataset_dict: datasets.DatasetDict, card_path: Path | None,
     """Writes a `DatasetDict` as the Hub's dataset layout: one parquet file per split and a card.
 
     The card gets the `dataset_info` (features, split sizes) and `configs` metadata that
-    `DatasetDict.push_to_hub` would write. The parquet files keep the `datasets` features (the `ClassLabel` names) in their schema, and the card's
+    `DatasetDict.push_to_hub` would write. The parquet files keep the `datasets` features (the `ClassLabel`
+    names) in their schema, and the card's
     `configs` metadata names the files of each split, so `datasets.load_dataset(repo_id)` returns the same
     splits, columns and class names.
 

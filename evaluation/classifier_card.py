@@ -70,10 +70,10 @@ def write_classifier_card(output_dir: Path, results: dict) -> None:
 # Domain classifier for `{results["dataset"]}`
 
 A small ResNet ({results["num_parameters"]:,} parameters, 1-channel input of {results["config"]["image_size"]} px)
-trained from scratch by persian-ddpm's `python -m evaluation.train_classifier` on the train split of `{results["dataset"]}`
-({results["num_train"]:,} images, {len(results["class_names"])} classes). Its pooled features are the feature
-space of the project's Fréchet distance, KID and precision/recall; its predictions give the class-conditional
-accuracy of generated samples.
+trained from scratch by persian-ddpm's `python -m evaluation.train_classifier` on the train split of
+`{results["dataset"]}` ({results["num_train"]:,} images, {len(results["class_names"])} classes). Its pooled
+features are the feature space of the project's Fréchet distance, KID and precision/recall; its predictions give
+the class-conditional accuracy of generated samples.
 
 **Test accuracy: {results["test_accuracy"]:.2%}** on {results["num_test"]:,} held-out test images
 (training took {results["training_time_s"]:.0f} s on the CPU).

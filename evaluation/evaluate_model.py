@@ -207,7 +207,9 @@ def evaluate_model(model: str, config: EvaluationConfig) -> dict:
     samples["recognisable"], floor["recognisable"] = recognisable_share(sample_logits), recognisable_share(floor_logits)
     class_scores = None
     if conditional:  # the requested class recognised, and for real test images their own class
-        class_scores = add_class_accuracy(samples, floor, sample_logits, requested, test_logits, test_labels, len(names))
+        class_scores = add_class_accuracy(
+            samples, floor, sample_logits, requested, test_logits, test_labels, len(names)
+        )
     train_features = split_features(extractor, data.splits["train"], *columns)[0]
     per_class = per_class_rows(names, test_labels, test_logits.argmax(1), sample_logits.argmax(1), class_scores)
     metrics = {

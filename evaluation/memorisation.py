@@ -12,7 +12,9 @@ from __future__ import annotations
 import torch
 
 
-def nearest_distances(queries: torch.Tensor, references: torch.Tensor, chunk: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest_distances(
+    queries: torch.Tensor, references: torch.Tensor, chunk: int = 512
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Euclidean distance of each query row to its nearest reference row, and that row's index.
 
     Args:
@@ -65,5 +67,9 @@ def memorisation_check(samples: torch.Tensor, train: torch.Tensor, test: torch.T
         "copies": flagged > real + margin,
         "sample_nearest": dict(zip(("1%", "5%", "50%"), torch.quantile(sample_d, levels).tolist())),
         "test_nearest": dict(zip(("1%", "5%", "50%"), torch.quantile(test_d, levels).tolist())),
-        "closest": {"samples": order.tolist(), "train": sample_i[order].tolist(), "distances": sample_d[order].tolist()},
+        "closest": {
+            "samples": order.tolist(),
+            "train": sample_i[order].tolist(),
+            "distances": sample_d[order].tolist(),
+        },
     }

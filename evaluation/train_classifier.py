@@ -204,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             url = push_folder(config.output_dir, hub.hub_model_id, private=hub.hub_private_repo)
         except PushError as error:
-            print(f"error: the classifier is saved in {config.output_dir} but the push failed: {error}", file=sys.stderr)
+            print(
+                f"error: the classifier is saved in {config.output_dir} but the push failed: {error}", file=sys.stderr
+            )
             return 1
         print(f"pushed to {url}")
     worst = ", ".join(f"{p['true']}->{p['predicted']} ({p['count']})" for p in results["most_confused"][:5])

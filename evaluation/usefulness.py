@@ -138,8 +138,10 @@ def usefulness(model: str, config: UsefulnessConfig, hub: HubArguments | None = 
             "real, same count": fit_and_score(names, real[0][same], real[1][same], test, classifier_recipe),
             "real, all": fit_and_score(names, *real, test, classifier_recipe)}
     features = DomainFeatureExtractor(runs["real, all"].pop("model"))
-    memorisation = {"pixels": memorisation_check(generated[0].flatten(1), real[0].flatten(1), test[0].flatten(1)),
-                    "features": memorisation_check(features(generated[0])[0], features(real[0])[0], features(test[0])[0])}
+    memorisation = {
+        "pixels": memorisation_check(generated[0].flatten(1), real[0].flatten(1), test[0].flatten(1)),
+        "features": memorisation_check(features(generated[0])[0], features(real[0])[0], features(test[0])[0]),
+    }
     results = {
         "model": str(model), "output_dir": str(output_dir), "class_names": names, "num_test": len(test[0]),
         "settings": {k: v for k, v in asdict(config).items() if k not in ("output_dir", "overwrite")},

@@ -1,4 +1,5 @@
-"""Inference for trained DDPMs of handwritten characters: the pipeline class, saving with a model card, and generation."""
+"""Inference for trained DDPMs of handwritten characters: the pipeline class, saving with a model card, sampling
+and generation."""
 
 from pipelines.character_pipeline import CharacterDDPMPipeline, CharacterPipelineOutput, image_grid, save_trajectory_gif
 from pipelines.save import save_pipeline

@@ -73,7 +73,9 @@ def check_args(parser: HfArgumentParser, args: GenerateArguments, model: str) ->
             continue
         suffix = Path(path).suffix.lower()
         if flag == "--gif" and suffix != ".gif" or suffix not in extensions:
-            parser.error(f"{flag} {path}: unsupported file type {suffix or '(none)'}; use e.g. .png (or .gif for --gif)")
+            parser.error(
+                f"{flag} {path}: unsupported file type {suffix or '(none)'}; use e.g. .png (or .gif for --gif)"
+            )
         if not Path(path).resolve().parent.is_dir():
             parser.error(f"{flag} {path}: folder {Path(path).parent} does not exist")
     if not os.path.isdir(model) and model.count("/") != 1:

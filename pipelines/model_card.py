@@ -92,10 +92,10 @@ def model_card_text(
     lines += ["## Usage", "", "```python", usage_snippet(class_names).rstrip("\n"), "```", ""]
     if class_names:
         lines += [
-            "This model needs the pipeline code stored with it (`character_pipeline.py`, a `CharacterDDPMPipeline` with "
-            "class labels, character names and classifier-free guidance). Without `trust_remote_code=True`, "
-            "diffusers refuses to load it with its own error: *\"... contains custom code in character_pipeline.py "
-            "which must be executed to correctly load the model ... Pass `trust_remote_code=True`\"*. With the "
+            "This model needs the pipeline code stored with it (`character_pipeline.py`, a `CharacterDDPMPipeline` "
+            "with class labels, character names and classifier-free guidance). Without `trust_remote_code=True`, "
+            'diffusers refuses to load it with its own error: *"... contains custom code in character_pipeline.py '
+            'which must be executed to correctly load the model ... Pass `trust_remote_code=True`"*. With the '
             "persian-ddpm project installed, `from pipelines import CharacterDDPMPipeline; "
             "CharacterDDPMPipeline.from_pretrained(...)` loads it without running any downloaded code.",
             "",

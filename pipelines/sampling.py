@@ -30,10 +30,20 @@ class SamplingArguments:
 
     # The aliases are the names of before (generate's --steps and --scheduler, evaluation's --scheduler), kept so
     # that existing scripts run.
-    sampler: Optional[str] = field(default=None, metadata={"choices": list(SAMPLERS), "aliases": ["--scheduler"], "help": (
-        "sampler instead of the one saved with the model: "
-        + ", ".join(f"{name} ({entry.title}, usually {entry.num_inference_steps} steps)"
-                    for name, entry in SAMPLERS.items()))})
+    sampler: Optional[str] = field(
+        default=None,
+        metadata={
+            "choices": list(SAMPLERS),
+            "aliases": ["--scheduler"],
+            "help": (
+                "sampler instead of the one saved with the model: "
+                + ", ".join(
+                    f"{name} ({entry.title}, usually {entry.num_inference_steps} steps)"
+                    for name, entry in SAMPLERS.items()
+                )
+            ),
+        },
+    )
     num_inference_steps: Optional[int] = field(default=None, metadata={"aliases": ["--steps"], "help": (
         "denoising steps (default: the saved sampler's steps, or the usual count of --sampler)")})
     guidance_scale: float = field(default=1.0, metadata={"help": (

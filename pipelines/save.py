@@ -106,7 +106,9 @@ def _name_custom_class(model_index_path: Path) -> None:
     """Point `_class_name` at the copied module, the form diffusers resolves with `trust_remote_code=True`."""
     model_index = json.loads(model_index_path.read_text(encoding="utf-8"))
     model_index["_class_name"] = [PIPELINE_MODULE, CharacterDDPMPipeline.__name__]
-    model_index_path.write_text(json.dumps(model_index, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    model_index_path.write_text(
+        json.dumps(model_index, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
 
 
 def _move_into(staging: Path, output_dir: Path) -> None:

@@ -47,7 +47,9 @@ def _check_local_model(folder: Path) -> None:
     if not (folder / "model_index.json").is_file():
         raise SpaceError(f"{folder}: not a saved pipeline (no model_index.json); pass a folder saved by train_ddpm.py")
     try:
-        CharacterDDPMPipeline.from_pretrained(folder)  # the app's loader: fails on missing or broken weights and configs
+        CharacterDDPMPipeline.from_pretrained(
+            folder
+        )  # the app's loader: fails on missing or broken weights and configs
     except Exception as error:  # any loader failure becomes one line
         message = f"{folder}: the pipeline does not load ({first_line(error)}); save it again with train_ddpm.py"
         raise SpaceError(message) from error

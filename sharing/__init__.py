@@ -1,5 +1,5 @@
-"""Publishing to the Hugging Face Hub: folder upload with retries, the shared Hub flags, and quoting errors in one line (a leaf package:
-Hub client and stdlib only)."""
+"""Publishing to the Hugging Face Hub: folder upload with retries, the shared Hub flags, and quoting errors in one
+line (a leaf package: Hub client and stdlib only)."""
 
 from .arguments import HubArguments
 from .push import DEFAULT_IGNORE_PATTERNS, push_folder

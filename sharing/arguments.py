@@ -1,4 +1,5 @@
-"""The Hub flags every command that publishes shares: `--push_to_hub` (a switch), `--hub_model_id`, `--hub_private_repo`.
+"""The Hub flags every command that publishes shares: `--push_to_hub` (a switch), `--hub_model_id`,
+`--hub_private_repo`.
 
 The names are those of transformers' `TrainingArguments` and diffusers' training examples, and of
 `train_ddpm.py`; each tool's `HfArgumentParser` composes this dataclass with its own (or its options inherit it).

@@ -17,7 +17,8 @@ HTTP API that those clients use in the tests (huggingface_hub 2.4 with `HF_HUB_D
   and `Content-Length` headers that `hf_hub_download` reads, and byte ranges for `HfFileSystem`.
 
 Storage is in memory: each repo keeps its list of commits, each commit a full snapshot
-`{path: _Blob}`; LFS objects live in one store keyed by sha256. Writes and private repos need the server's token (`Authorization: Bearer ...`).
+`{path: _Blob}`; LFS objects live in one store keyed by sha256. Writes and private repos need the server's token
+(`Authorization: Bearer ...`).
 Two test knobs: `fail_next(...)` makes the next N matching requests answer an HTTP error (to test
 retries), and `requests` records every `(method, path)` seen. It is written by hand because no
 maintained library offers a local Hub; it is a test helper, not a Hub implementation.
@@ -58,7 +59,9 @@ class _Blob:
 
     @property
     def pointer(self) -> bytes:
-        return f"version https://git-lfs.github.com/spec/v1\noid sha256:{self.sha256}\nsize {len(self.content)}\n".encode()
+        return (
+            f"version https://git-lfs.github.com/spec/v1\noid sha256:{self.sha256}\nsize {len(self.content)}\n".encode()
+        )
 
     @property
     def oid(self) -> str:
@@ -332,7 +335,12 @@ def _entries(files: dict[str, _Blob]) -> dict[str, dict]:
         parts = path.split("/")
         for depth in range(1, len(parts)):
             folder = "/".join(parts[:depth])
-            entries[folder] = {"type": "directory", "path": folder, "size": 0, "oid": hashlib.sha1(folder.encode()).hexdigest()}
+            entries[folder] = {
+                "type": "directory",
+                "path": folder,
+                "size": 0,
+                "oid": hashlib.sha1(folder.encode()).hexdigest(),
+            }
     return entries
 
 
@@ -391,7 +399,11 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             repo_type = _TYPES[segments[0]] if segments[0] in ("datasets", "spaces") else "model"
             if repo_type != "model":
                 segments = segments[1:]
-            if len(segments) > 1 and segments[1].endswith(".git") and segments[2:] == ["info", "lfs", "objects", "batch"]:
+            if (
+                len(segments) > 1
+                and segments[1].endswith(".git")
+                and segments[2:] == ["info", "lfs", "objects", "batch"]
+            ):
                 repo_id = f"{segments[0]}/{segments[1][: -len('.git')]}"
                 return self._json(hub.lfs_batch(repo_type, repo_id, json.loads(body), self.headers))
             if len(segments) >= 5 and segments[2] == "resolve" and method in ("GET", "HEAD"):

@@ -25,7 +25,10 @@ COMMANDS = {
     ("data_prep", "mnist"): ("--source", "a folder of IDX files, or a Hub dataset id"),
     ("data_prep", "persian"): ("--numeric_labels", "what a number in a folder or file name means"),
     ("data_prep", "glyphs"): ("--per_class", "images per class"),
-    ("pipelines.generate",): ("--guidance_scale", "classifier-free guidance scale of class-conditional models; 1 means no guidance"),
+    ("pipelines.generate",): (
+        "--guidance_scale",
+        "classifier-free guidance scale of class-conditional models; 1 means no guidance",
+    ),
     ("pipelines.push",): ("--repo_id", "created if missing"),
     ("pipelines.space",): ("--title", "the Space's title"),
     ("evaluation",): ("--num_samples", "Images to sample (equal numbers per class)."),

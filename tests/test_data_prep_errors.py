@@ -79,7 +79,14 @@ def test_cdb_label_outside_the_table(tmp_path, capsys):
 def test_idx_counts_differ(tmp_path, capsys):
     images = np.zeros((5, 28, 28), np.uint8)
     write_mnist_pair(tmp_path / "idx", images, np.arange(4), prefix="t10k")
-    _fails(tmp_path, capsys, ["mnist", "--source", str(tmp_path / "idx")], "t10k-images-idx3-ubyte.gz", "5 images", "4 labels")
+    _fails(
+        tmp_path,
+        capsys,
+        ["mnist", "--source", str(tmp_path / "idx")],
+        "t10k-images-idx3-ubyte.gz",
+        "5 images",
+        "4 labels",
+    )
 
 
 def test_idx_truncated_or_missing_labels(tmp_path, capsys):
@@ -124,7 +131,9 @@ def test_label_that_is_not_a_known_class(tmp_path, capsys, layout):
 
 def test_number_outside_the_numeric_table(tmp_path, capsys):
     folder = _folder(tmp_path, layout="per_sample", labels=("3", "46"))
-    _fails(tmp_path, capsys, ["persian", "--source", str(folder), "--layout", "per_sample"], "'46'", "not a known class")
+    _fails(
+        tmp_path, capsys, ["persian", "--source", str(folder), "--layout", "per_sample"], "'46'", "not a known class"
+    )
 
 
 def test_existing_output_dir_without_overwrite(tmp_path, capsys):

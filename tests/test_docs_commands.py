@@ -53,7 +53,9 @@ def test_every_command_in_the_readme_and_docs_parses():
     assert len(commands) >= 50, "the extractor stopped finding the docs' commands"
     results = parse_all([list(command.argv) for command in commands])
     assert len(results) == len(commands)
-    failures = [f"{command}\n    -> {result['error']}" for command, result in zip(commands, results) if not result["ok"]]
+    failures = [
+        f"{command}\n    -> {result['error']}" for command, result in zip(commands, results) if not result["ok"]
+    ]
     assert not failures, "doc commands that do not parse:\n" + "\n".join(failures)
 
 

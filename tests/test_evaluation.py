@@ -28,7 +28,9 @@ def setup(tmp_path_factory):
     argv = ["--dataset", str(dataset), "--output_dir", str(classifier), "--num_epochs", "6", "--batch_size", "16"]
     assert train_classifier_main([*argv, "--learning_rate", "0.01", *TINY_MODEL]) == 0
     save_pipeline(root / "uncond", tiny_unet(), DDPMScheduler(num_train_timesteps=50))
-    save_pipeline(root / "cond", tiny_unet(len(SHAPES) + 1), DDPMScheduler(num_train_timesteps=50), class_names=list(SHAPES))
+    save_pipeline(
+        root / "cond", tiny_unet(len(SHAPES) + 1), DDPMScheduler(num_train_timesteps=50), class_names=list(SHAPES)
+    )
     return root, dataset, classifier
 
 
@@ -116,7 +118,9 @@ def test_fid_hook_works_with_our_pipeline_and_stock_ddpm_pipeline(setup):
     stock = fid_for_pipeline(DDPMPipeline.from_pretrained(root / "uncond"), extractor, reference, **options)
     assert np.isfinite(ours) and ours > 0
     assert stock == pytest.approx(ours, rel=1e-4)  # same UNet, scheduler and seeds (stock pipelines: float32)
-    conditional = fid_for_pipeline(CharacterDDPMPipeline.from_pretrained(root / "cond"), extractor, reference, **options)
+    conditional = fid_for_pipeline(
+        CharacterDDPMPipeline.from_pretrained(root / "cond"), extractor, reference, **options
+    )
     assert np.isfinite(conditional)
 
 

@@ -171,7 +171,9 @@ def test_real_data_classifier_reaches_its_target(kind, shared_data, tmp_path):
     assert main(["--dataset", str(tmp_path / kind), "--output_dir", str(tmp_path / "clf")]) == 0
     results = json.loads((tmp_path / "clf" / "classifier_results.json").read_text())
     assert results["test_accuracy"] >= target
-    assert results["most_confused"] and f"{results['test_accuracy']:.2%}" in (tmp_path / "clf" / "README.md").read_text()
+    assert (
+        results["most_confused"] and f"{results['test_accuracy']:.2%}" in (tmp_path / "clf" / "README.md").read_text()
+    )
 
 
 PUSH_AND_LOAD = """
@@ -231,9 +233,11 @@ push_dataset(datasets.load_from_disk(folder), "tester/shapes-to-score")
 data = ["--dataset", "tester/shapes-to-score"]
 assert train_classifier([*data, "--output_dir", f"{root}/clf", "--num_epochs", "1", "--embedding_size", "8",
                          "--hidden_sizes", "8", "--depths", "1"]) == 0
-save_pipeline(f"{root}/model", tiny_unet(len(SHAPES) + 1), DDPMScheduler(num_train_timesteps=50), class_names=list(SHAPES))
+save_pipeline(f"{root}/model", tiny_unet(len(SHAPES) + 1), DDPMScheduler(num_train_timesteps=50),
+              class_names=list(SHAPES))
 assert evaluate([f"{root}/model", *data, "--classifier", f"{root}/clf", "--output_dir", f"{root}/eval",
-                 "--num_samples", "6", "--batch_size", "6", "--num_inference_steps", "2", "--kid_subset_size", "3"]) == 0
+                 "--num_samples", "6", "--batch_size", "6", "--num_inference_steps", "2",
+                 "--kid_subset_size", "3"]) == 0
 metrics = json.load(open(f"{root}/eval/metrics.json"))
 print(json.dumps({key: metrics[key] for key in ("dataset", "class_conditional", "num_test_images")}))
 """

@@ -179,7 +179,10 @@ def test_sigterm_writes_a_checkpoint_and_says_how_to_resume(blobs, tmp_path):
     text = log.read_text(encoding="utf-8")
     checkpoints = list(run.glob("checkpoint-*"))
     assert len(checkpoints) == 1 and "Traceback" not in text
-    assert f"stopped by SIGTERM at step {checkpoints[0].name.split('-')[1]}; the state is saved in {checkpoints[0]}" in text
+    assert (
+        f"stopped by SIGTERM at step {checkpoints[0].name.split('-')[1]}; the state is saved in {checkpoints[0]}"
+        in text
+    )
     assert "--resume_from_checkpoint latest" in text and not (run / "model_index.json").exists()
 
 

@@ -29,7 +29,9 @@ def models(tmp_path_factory):
         "training_time_s": 61.5,
     }
     grid = Image.new("L", (16, 16), 128)
-    save_pipeline(root / "uncond", tiny_unet(), DDPMScheduler(num_train_timesteps=50), card_info=card_info, sample_grid=grid)
+    save_pipeline(
+        root / "uncond", tiny_unet(), DDPMScheduler(num_train_timesteps=50), card_info=card_info, sample_grid=grid
+    )
     save_pipeline(
         root / "cond",
         tiny_unet(len(CLASS_NAMES) + 1),
@@ -43,7 +45,8 @@ def models(tmp_path_factory):
 def test_generate_grid_and_gif(models, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     main([
-        str(models / "cond"), "--num_images", "6", "--class_name", "ب", "--guidance_scale", "2", "--num_inference_steps", "4",
+        str(models / "cond"), "--num_images", "6", "--class_name", "ب", "--guidance_scale", "2",
+        "--num_inference_steps", "4",
         "--output", "grid.png", "--gif", "trajectory.gif", "--gif_frames", "3", "--cols", "3",
     ])  # fmt: skip
     with Image.open(tmp_path / "grid.png") as grid:
@@ -57,15 +60,38 @@ def test_generate_grid_and_gif(models, tmp_path, monkeypatch):
 
 def test_the_default_gif_has_a_frame_per_step_up_to_twenty(models, tmp_path):
     for steps, frames in (("4", 5), ("30", 20)):
-        main([str(models / "uncond"), "--num_images", "2", "--num_inference_steps", steps, "--output", str(tmp_path / "g.png"),
-              "--gif", str(tmp_path / "t.gif")])
+        main(
+            [
+                str(models / "uncond"),
+                "--num_images",
+                "2",
+                "--num_inference_steps",
+                steps,
+                "--output",
+                str(tmp_path / "g.png"),
+                "--gif",
+                str(tmp_path / "t.gif"),
+            ]
+        )
         with Image.open(tmp_path / "t.gif") as gif:
             assert gif.n_frames == frames
 
 
 def test_generate_is_reproducible_and_takes_a_scheduler(models, tmp_path):
     for name in ("a.png", "b.png"):
-        main([str(models / "uncond"), "--num_images", "2", "--num_inference_steps", "3", "--sampler", "ddim", "--output", str(tmp_path / name)])
+        main(
+            [
+                str(models / "uncond"),
+                "--num_images",
+                "2",
+                "--num_inference_steps",
+                "3",
+                "--sampler",
+                "ddim",
+                "--output",
+                str(tmp_path / name),
+            ]
+        )
     assert Image.open(tmp_path / "a.png").tobytes() == Image.open(tmp_path / "b.png").tobytes()
 
 
@@ -76,7 +102,10 @@ def test_generate_is_reproducible_and_takes_a_scheduler(models, tmp_path):
         (["uncond", "--class_name", "1"], "unconditional"),
         (["cond", "--num_images", "0"], "--num_images must be at least 1"),
         (["cond", "--output", "grid.txt"], "unsupported file type .txt"),
-        (["cond", "--num_inference_steps", "2", "--gif", "t.gif", "--gif_frames", "5"], "--gif_frames must be between 2 and"),
+        (
+            ["cond", "--num_inference_steps", "2", "--gif", "t.gif", "--gif_frames", "5"],
+            "--gif_frames must be between 2 and",
+        ),
         (["missing_folder"], "no such folder"),
     ],
 )
@@ -121,12 +150,16 @@ def test_model_card_snippets_run(models, tmp_path):
         _, _, snippet = card_parts(models / kind)
         assert "path/to/this/model" in snippet
         (tmp_path / kind).mkdir()
-        (tmp_path / kind / "snippet.py").write_text(snippet.replace("path/to/this/model", str(models / kind)), encoding="utf-8")
+        (tmp_path / kind / "snippet.py").write_text(
+            snippet.replace("path/to/this/model", str(models / kind)), encoding="utf-8"
+        )
         runs.append(f"os.chdir({str(tmp_path / kind)!r}); runpy.run_path('snippet.py')")
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env.update(HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1")
     script = "import os, runpy\n" + "\n".join(runs)  # one interpreter for both: imports dominate the time
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     for kind in ("uncond", "cond"):
         with Image.open(tmp_path / kind / "samples.png") as grid:

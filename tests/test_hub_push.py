@@ -19,7 +19,12 @@ from tests.conftest import REPO_ROOT
 from tests.hub_client import folder_state, last_json, run_client
 from tests.pipeline_helpers import CLASS_NAMES, tiny_unet
 
-DEBRIS = ["checkpoints/step_10/optimizer.bin", "checkpoints/step_10/model.safetensors", "logs/events.out.tfevents.1", "last.ckpt"]
+DEBRIS = [
+    "checkpoints/step_10/optimizer.bin",
+    "checkpoints/step_10/model.safetensors",
+    "logs/events.out.tfevents.1",
+    "last.ckpt",
+]
 
 
 def saved_pipeline(folder: Path, class_names: list[str] | None = None) -> Path:
@@ -47,8 +52,10 @@ PUSH_CLI_THEN_LOAD = """
     images = {}
     for source in (folder, repo_id):
         pipe = DDPMPipeline.from_pretrained(source)
-        images[source] = pipe(batch_size=2, num_inference_steps=3, generator=torch.manual_seed(0), output_type="np").images
-    print(json.dumps({"shape": images[folder].shape, "max_diff": float(np.abs(images[folder] - images[repo_id]).max())}))
+        images[source] = pipe(batch_size=2, num_inference_steps=3, generator=torch.manual_seed(0),
+                              output_type="np").images
+    max_diff = float(np.abs(images[folder] - images[repo_id]).max())
+    print(json.dumps({"shape": images[folder].shape, "max_diff": max_diff}))
 """
 
 
@@ -61,7 +68,9 @@ def test_unconditional_model_round_trip_through_the_hub(hub, tmp_path):
     assert result == {"shape": [2, 8, 8, 1], "max_diff": 0.0}  # stock DDPMPipeline, loaded by repo id
     published = {path: data for path, data in local_files(folder).items() if path not in DEBRIS}
     assert hub.files("tester/uncond") == published
-    assert {"model_index.json", "README.md", "sample_grid.png", "unet/diffusion_pytorch_model.safetensors"} <= set(published)
+    assert {"model_index.json", "README.md", "sample_grid.png", "unet/diffusion_pytorch_model.safetensors"} <= set(
+        published
+    )
     assert hub.repos[("model", "tester/uncond")].private is False
     assert folder_state(folder) == before
 
@@ -84,7 +93,8 @@ LOAD_WITH_REMOTE_CODE = """
     from diffusers import DiffusionPipeline
     pipe = DiffusionPipeline.from_pretrained(repo_id, trust_remote_code=True)
     assert type(pipe).__name__ == "CharacterDDPMPipeline" and not type(pipe).__module__.startswith("pipelines")
-    images = pipe(batch_size=2, class_labels="ب", num_inference_steps=2, generator=torch.manual_seed(0), output_type="np").images
+    images = pipe(batch_size=2, class_labels="ب", num_inference_steps=2, generator=torch.manual_seed(0),
+                  output_type="np").images
     np.save(out, images)
     exec(open(card_snippet, encoding="utf-8").read())  # the model card's usage code, pointed at the repo id
 """
@@ -96,7 +106,9 @@ def test_class_conditional_private_model_and_its_card_snippet_work_by_repo_id_wi
     assert url.returncode == 0, url.stderr[-3000:]
     assert url.stdout.strip() == f"{hub.url}/tester/cond"
     assert hub.repos[("model", "tester/cond")].private is True
-    assert "character_pipeline.py" in hub.files("tester/cond") and not any(p.startswith("checkpoints/") for p in hub.files("tester/cond"))
+    assert "character_pipeline.py" in hub.files("tester/cond") and not any(
+        p.startswith("checkpoints/") for p in hub.files("tester/cond")
+    )
 
     card = hub.files("tester/cond")["README.md"].decode()
     snippet = tmp_path / "card_snippet.py"
@@ -108,7 +120,9 @@ def test_class_conditional_private_model_and_its_card_snippet_work_by_repo_id_wi
     assert Image.open(tmp_path / "samples.png").size == (32, 32)  # the card's 4x4 grid of 8x8 characters
 
     local = CharacterDDPMPipeline.from_pretrained(folder)
-    expected = local(batch_size=2, class_labels="ب", num_inference_steps=2, generator=torch.manual_seed(0), output_type="np").images
+    expected = local(
+        batch_size=2, class_labels="ب", num_inference_steps=2, generator=torch.manual_seed(0), output_type="np"
+    ).images
     np.testing.assert_array_equal(np.load(out), expected)
 
 
@@ -158,9 +172,14 @@ def test_permanent_failures_give_one_line_and_leave_the_folder_untouched(hub, tm
 
     assert rejected.startswith(f"uploading {folder} to model repo tester/rejected failed: HTTP 400")
     assert down.startswith(f"uploading {folder} to model repo tester/down failed after 2 tries: HTTP 503")
-    assert public == "model repo tester/public already exists and is public; make it private on the Hub or pick another repo id"
+    assert (
+        public
+        == "model repo tester/public already exists and is public; make it private on the Hub or pick another repo id"
+    )
     assert [p for _, p in hub.requests].count("/api/models/tester/rejected/commit/main") == 1  # no retry on 4xx
-    assert [p for _, p in hub.requests].count("/api/models/tester/public/commit/main") == 1  # the private push sent nothing
+    assert [p for _, p in hub.requests].count(
+        "/api/models/tester/public/commit/main"
+    ) == 1  # the private push sent nothing
     assert hub.files("tester/rejected") == {} and hub.files("tester/down") == {}
     assert folder_state(folder) == before
 
@@ -185,12 +204,13 @@ DATASET_ROUND_TRIP = """
     import datasets, numpy as np
     from data_prep.cli import main
     output_dir, repo_id = sys.argv[1:]
-    args = ["glyphs", "--output_dir", output_dir, "--per_class", "2", "--seed", "0", "--push_to_hub", "--hub_model_id", repo_id,
-            "--hub_private_repo"]
+    args = ["glyphs", "--output_dir", output_dir, "--per_class", "2", "--seed", "0", "--push_to_hub",
+            "--hub_model_id", repo_id, "--hub_private_repo"]
     assert main(args) == 0
     local, loaded = datasets.load_from_disk(output_dir), datasets.load_dataset(repo_id)
     same_rows = all(
-        np.array_equal(np.asarray(a["image"]), np.asarray(b["image"])) and a["label"] == b["label"] and b["image"].mode == "L"
+        np.array_equal(np.asarray(a["image"]), np.asarray(b["image"])) and a["label"] == b["label"]
+        and b["image"].mode == "L"
         for split in local for a, b in zip(local[split], loaded[split], strict=True)
     )
     print(json.dumps({

@@ -14,7 +14,9 @@ NAMES = ["۰", "۷", "ب"]
 
 @pytest.fixture(scope="module")
 def conditional():
-    pipe = CharacterDDPMPipeline(tiny_unet(len(NAMES) + 1), DDPMScheduler(num_train_timesteps=50), id2label=dict(enumerate(NAMES)))
+    pipe = CharacterDDPMPipeline(
+        tiny_unet(len(NAMES) + 1), DDPMScheduler(num_train_timesteps=50), id2label=dict(enumerate(NAMES))
+    )
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -47,7 +49,9 @@ def test_output_types(conditional):
 
 
 def test_generator_reproducible_and_per_image(conditional):
-    torch.testing.assert_close(run(conditional, seed=3, batch_size=2).images, run(conditional, seed=3, batch_size=2).images)
+    torch.testing.assert_close(
+        run(conditional, seed=3, batch_size=2).images, run(conditional, seed=3, batch_size=2).images
+    )
     assert not torch.equal(run(conditional, seed=3, batch_size=2).images, run(conditional, seed=4, batch_size=2).images)
     # A list of generators gives image i from generator i, whatever the rest of the batch.
     pair = conditional(
@@ -66,7 +70,9 @@ def test_class_labels_by_name_index_and_list(conditional):
     torch.testing.assert_close(by_name, run(conditional, class_labels=["ب", 2]).images)
     assert not torch.equal(by_name, run(conditional, batch_size=2, class_labels="۷").images)
     # Default: cycle through the classes.
-    torch.testing.assert_close(run(conditional, batch_size=4).images, run(conditional, class_labels=[0, 1, 2, 0]).images)
+    torch.testing.assert_close(
+        run(conditional, batch_size=4).images, run(conditional, class_labels=[0, 1, 2, 0]).images
+    )
 
 
 def test_bad_labels_are_clear_errors(conditional, unconditional):

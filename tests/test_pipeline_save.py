@@ -139,8 +139,12 @@ def saved_before_the_rename(conditional_dir, folder):
 
     shutil.copytree(conditional_dir, folder)
     code = (folder / "character_pipeline.py").read_text(encoding="utf-8")
-    (folder / "glyph_pipeline.py").write_text(code.replace("CharacterDDPMPipeline", "GlyphDDPMPipeline")
-                                              .replace("CharacterPipelineOutput", "GlyphPipelineOutput"), encoding="utf-8")
+    (folder / "glyph_pipeline.py").write_text(
+        code.replace("CharacterDDPMPipeline", "GlyphDDPMPipeline").replace(
+            "CharacterPipelineOutput", "GlyphPipelineOutput"
+        ),
+        encoding="utf-8",
+    )
     (folder / "character_pipeline.py").unlink()
     index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
     index["_class_name"] = ["glyph_pipeline", "GlyphDDPMPipeline"]

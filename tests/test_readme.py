@@ -34,7 +34,8 @@ from pathlib import Path
 folder = Path(sys.argv[1])
 images = read_idx(folder / "t10k-images-idx3-ubyte.gz", 3)
 labels = read_idx(folder / "t10k-labels-idx1-ubyte.gz", 1)
-features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=[str(d) for d in range(10)])})
+features = datasets.Features({"image": datasets.Image(),
+                              "label": datasets.ClassLabel(names=[str(d) for d in range(10)])})
 def split(start, stop):
     return datasets.Dataset.from_dict({"image": list(images[start:stop]), "label": labels[start:stop].tolist()},
                                       features=features)

@@ -17,7 +17,9 @@ from tests.pipeline_helpers import CLASS_NAMES, tiny_unet
 @pytest.fixture
 def conditional():
     scheduler = fast_sampler(DDPMScheduler(num_train_timesteps=100).config)
-    return CharacterDDPMPipeline(tiny_unet(len(CLASS_NAMES) + 1).eval(), scheduler, id2label=dict(enumerate(CLASS_NAMES)))
+    return CharacterDDPMPipeline(
+        tiny_unet(len(CLASS_NAMES) + 1).eval(), scheduler, id2label=dict(enumerate(CLASS_NAMES))
+    )
 
 
 def test_every_sampler_is_recognised_from_its_scheduler():

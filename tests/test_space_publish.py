@@ -63,8 +63,8 @@ RUN_SPACE_APP = """
     model = app.parse_args([]).model
     pipe = app.load_model(model)
     grid, gif, status = app.generate(model, "ب", 4, "DPM-Solver++", 2, 1.0, 0)
-    print(json.dumps({"default_model": os.path.relpath(model, space), "class_names": pipe.class_names, "grid": grid.size,
-                      "gif": os.path.isfile(gif), "status": status}))
+    print(json.dumps({"default_model": os.path.relpath(model, space), "class_names": pipe.class_names,
+                      "grid": grid.size, "gif": os.path.isfile(gif), "status": status}))
 """
 
 
@@ -84,8 +84,9 @@ def test_local_model_is_published_with_the_app_and_the_space_runs_it(hub, model_
     downloaded = run_client(hub, DOWNLOAD, "tester/glyph-demo", str(space), home=tmp_path)
     assert downloaded.returncode == 0, downloaded.stderr[-3000:]
     files = {p.relative_to(space).as_posix() for p in space.rglob("*") if p.is_file() and ".cache" not in p.parts}
-    assert {"app.py", "requirements.txt", "README.md", "pipelines/__init__.py", "pipelines/character_pipeline.py",
-            "model/model_index.json", "model/unet/diffusion_pytorch_model.safetensors", "model_id.txt"} <= files  # fmt: skip
+    expected = {"app.py", "requirements.txt", "README.md", "pipelines/__init__.py", "pipelines/character_pipeline.py",
+                "model/model_index.json", "model/unet/diffusion_pytorch_model.safetensors", "model_id.txt"}
+    assert expected <= files
     # the app's own project imports, found from its sources: the pipeline package, not the command-line tools
     assert {"pipelines/samplers.py", "pipelines/fast_inference.py"} <= files and "pipelines/space.py" not in files
     assert (space / "app.py").read_bytes() == (REPO_ROOT / "app.py").read_bytes()

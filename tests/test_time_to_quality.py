@@ -31,7 +31,9 @@ def test_every_recipe_trains_with_the_same_budget_data_and_snapshots(tmp_path):
 
 
 def test_variants_alone_train_without_the_baselines_and_nothing_at_all_is_refused(tmp_path, capsys):
-    args = ttq.parse_args(["--output_dir", str(tmp_path), "--recipes", "--variant", "narrow:--block_out_channels 16 64 64"])
+    args = ttq.parse_args(
+        ["--output_dir", str(tmp_path), "--recipes", "--variant", "narrow:--block_out_channels 16 64 64"]
+    )
     assert list(ttq.recipe_commands(args)) == ["narrow"]
     with pytest.raises(SystemExit):
         ttq.parse_args(["--output_dir", str(tmp_path), "--recipes"])
@@ -58,7 +60,13 @@ def test_report_puts_each_score_next_to_its_floor(tmp_path):
 def test_report_adds_the_requested_class_for_class_conditional_recipes(tmp_path):
     args = ttq.parse_args(["--minutes", "2", "--points", "1", "--output_dir", str(tmp_path), "--recipes", "default"])
     floor = {"recognisable": 0.9, "frechet_distance": 2.0, "precision": 0.9, "recall": 0.9, "class_accuracy": 0.953}
-    conditional = {"recognisable": 0.8, "frechet_distance": 4.0, "precision": 0.7, "recall": 0.6, "class_accuracy": 0.912}
+    conditional = {
+        "recognisable": 0.8,
+        "frechet_distance": 4.0,
+        "precision": 0.7,
+        "recall": 0.6,
+        "class_accuracy": 0.912,
+    }
     unconditional = {key: value for key, value in conditional.items() if key != "class_accuracy"}
     rows = {name: [{"minutes": 2, "global_step": 60, "training_time_s": 60.0, "samples": samples, "floor": floor}]
             for name, samples in (("cond", conditional), ("uncond", unconditional))}

@@ -186,7 +186,10 @@ def test_data_too_large_for_memory_is_decoded_per_batch(blobs, tmp_path):
     streamed = make_trainer(blobs, tmp_path / "b", "--max_in_memory_gb", "0")
     assert isinstance(in_memory.batches.loader.dataset, TensorImages)
     assert isinstance(streamed.batches.loader.dataset, DecodedImages)
-    (a_images, a_labels), (b_images, b_labels) = next(iter(in_memory.batches.loader)), next(iter(streamed.batches.loader))
+    (a_images, a_labels), (b_images, b_labels) = (
+        next(iter(in_memory.batches.loader)),
+        next(iter(streamed.batches.loader)),
+    )
     assert torch.equal(a_images, b_images) and torch.equal(a_labels, b_labels)  # same batch, same order
 
 

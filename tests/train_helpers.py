@@ -38,8 +38,16 @@ LAUNCH_ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "
 def launch_command(*train_args, launcher_args=()) -> list[str]:
     """`accelerate launch train_ddpm.py ...` as users run it, with accelerate's own flags (`launcher_args`, e.g.
     `--multi_gpu --num_processes 2`) before the script."""
-    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO_ROOT / "accelerate_config.yaml"),
-            *map(str, launcher_args), str(REPO_ROOT / "train_ddpm.py"), *map(str, train_args)]
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(REPO_ROOT / "accelerate_config.yaml"),
+        *map(str, launcher_args),
+        str(REPO_ROOT / "train_ddpm.py"),
+        *map(str, train_args),
+    ]
 
 
 def launch(*train_args, launcher_args=(), cwd=REPO_ROOT, timeout=600, wait=True, env=None):

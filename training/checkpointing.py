@@ -85,9 +85,12 @@ def check_resume_layout(saved: dict | None, current: dict, checkpoint: Path) -> 
                           f"{'--streaming' if saved.get('streaming') else 'no --streaming'} as before.")
     same = saved == current if current["streaming"] else global_batch(saved) == global_batch(current)
     if not same:
-        need = ("the same processes and batch size (each process's place in the stream is saved)"
-                if current["streaming"] else
-                f"a global batch of {global_batch(saved)[0]} (processes x --train_batch_size) and the same accumulation")
+        need = (
+            "the same processes and batch size (each process's place in the stream is saved)"
+            if current["streaming"]
+            else f"a global batch of {global_batch(saved)[0]} (processes x --train_batch_size) and the same "
+            "accumulation"
+        )
         raise ConfigError(f"--resume_from_checkpoint {checkpoint}: it was written by {describe(saved)}, this run has "
                           f"{describe(current)}; resume with {need}, or start a new --output_dir.")
 
@@ -159,7 +162,9 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str | Path, step: int,
     try:
         accelerator.save_state(str(partial))
         for name, state in (process_files or {}).items():
-            (partial / f"{name}_{accelerator.process_index}.json").write_text(json.dumps(state) + "\n", encoding="utf-8")
+            (partial / f"{name}_{accelerator.process_index}.json").write_text(
+                json.dumps(state) + "\n", encoding="utf-8"
+            )
         error = None
     except WRITE_ERRORS as err:  # a full disk (ENOSPC), a quota, a lost permission
         error = err

@@ -336,9 +336,19 @@ def check_config(cfg: TrainConfig) -> None:
     for name, choices in _CHOICES.items():
         if getattr(cfg, name) not in choices:
             raise ConfigError(f"--{name} {getattr(cfg, name)!r} is not one of {', '.join(choices)}.")
-    positive = ("train_batch_size", "shuffle_buffer_size", "gradient_accumulation_steps", "ddpm_num_steps", "num_epochs",
-                "validation_steps", "save_images_steps", "checkpointing_steps", "eval_batch_size",
-                "num_inference_steps", "num_validation_images")
+    positive = (
+        "train_batch_size",
+        "shuffle_buffer_size",
+        "gradient_accumulation_steps",
+        "ddpm_num_steps",
+        "num_epochs",
+        "validation_steps",
+        "save_images_steps",
+        "checkpointing_steps",
+        "eval_batch_size",
+        "num_inference_steps",
+        "num_validation_images",
+    )
     for name in positive:
         if getattr(cfg, name) < 1:
             raise ConfigError(f"--{name} must be at least 1 (got {getattr(cfg, name)}).")

@@ -147,7 +147,8 @@ def slowdown_cause() -> str | None:
     """What is taking this machine's CPU from the run, in words, or None when nothing visible is."""
     busy = busy_cores_elsewhere(0.2)
     if busy >= 0.5:
-        return f"other programs are using about {busy:.1f} of this machine's {psutil.cpu_count()} cores; stop them to give the run its speed back"
+        return (f"other programs are using about {busy:.1f} of this machine's {psutil.cpu_count()} cores; stop them "
+                "to give the run its speed back")
     steal = steal_share(0.2)
     if steal >= 0.1:
         return (f"the host of this virtual machine is giving {steal:.0%} of its CPU time to other machines "

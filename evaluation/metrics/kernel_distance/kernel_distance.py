@@ -38,7 +38,8 @@ Returns:
 Examples:
     >>> kid = evaluate.load("evaluation/metrics/kernel_distance")
     >>> x = np.random.default_rng(0).normal(size=(200, 8))
-    >>> kid.compute(features=np.concatenate([x, x + 1]), is_reference=[True] * 200 + [False] * 200)["kernel_distance"] > 0
+    >>> result = kid.compute(features=np.concatenate([x, x + 1]), is_reference=[True] * 200 + [False] * 200)
+    >>> result["kernel_distance"] > 0
     True
 """
 
