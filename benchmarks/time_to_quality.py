@@ -50,7 +50,9 @@ class TimeToQualityArguments(DataArguments):
 
     dataset: str = field(default="mnist", metadata={"help": "a train_ddpm.py --dataset name under --data_dir"})
     classifier: Optional[str] = field(default=None, metadata={
-        "help": "domain classifier folder (default classifiers/DATASET)"})
+        "help": "domain classifier folder (default classifiers/DATASET, trained by python -m evaluation)"})
+    reader: Optional[str] = field(default=None, metadata={
+        "help": "independent reader folder (default classifiers/DATASET_reader, trained by python -m evaluation)"})
     minutes: float = field(default=20.0, metadata={"help": "wall-clock training budget of every recipe"})
     points: list[float] = field(default_factory=lambda: [2, 5, 10, 20], metadata={"help": (
         "minutes at which each recipe is scored (those past --minutes are dropped; --minutes itself is always one)")})
@@ -79,7 +81,6 @@ def parse_args(argv: list[str] | None = None) -> TimeToQualityArguments:
     if not args.recipes and not args.variant:
         parser.error("nothing to train: name --recipes or a --variant")
     args.points = sorted({p for p in args.points if p < args.minutes} | {args.minutes})
-    args.classifier = args.classifier or str(Path("classifiers", args.dataset))
     args.mode = args.mode or ("pinned" if len(os.sched_getaffinity(0)) > 1 else "sequential")
     return args
 
@@ -154,9 +155,12 @@ def score_all(args, names: list[str]) -> dict[str, list[dict]]:
             out = args.output_dir / name / "eval" / f"{minutes:g}min"
             if not (out / "metrics.json").is_file():
                 command = [sys.executable, "-m", "evaluation", str(snapshot), "--dataset", args.dataset,
-                           "--data_dir", args.data_dir, "--classifier", args.classifier,
+                           "--data_dir", args.data_dir,
                            "--num_samples", str(args.num_samples), "--guidance_scale", str(args.guidance_scale),
                            "--output_dir", str(out), "--overwrite"]
+                # without them, evaluation uses classifiers/DATASET(_reader), trained there on first use
+                command += ["--classifier", args.classifier] if args.classifier else []
+                command += ["--reader", args.reader] if args.reader else []
                 print("$", shlex.join(command), flush=True)
                 with open(args.output_dir / f"eval_{name}.log", "a") as log:
                     if subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode:
@@ -164,7 +168,8 @@ def score_all(args, names: list[str]) -> dict[str, list[dict]]:
             metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
             progress = json.loads((snapshot / "progress.json").read_text(encoding="utf-8"))
             rows[name].append({"minutes": minutes, **progress, "samples": metrics["samples"],
-                               "floor": metrics["real_data_floor"], "sampling_time_s": metrics["sampling_time_s"]})
+                               "floor": metrics["real_data_floor"], "sampling_time_s": metrics["sampling_time_s"],
+                               "reader": metrics.get("independent_reader")})
     return rows
 
 
@@ -174,9 +179,11 @@ def report(args, rows: dict[str, list[dict]], facts: dict[str, dict]) -> str:
             else "one recipe at a time on all cores")
     threads = "1" if args.mode == "pinned" else str(len(os.sched_getaffinity(0)))
     lines = [f"{args.dataset}, {args.minutes:g}-minute budget, {mode}; {args.num_samples} samples per point, the "
-             "model's saved sampler; in brackets the real-data floor.", "", made_on_line(threads), "",
-             "| recipe | minutes | steps | images/s | threads | recognisable | Fréchet distance | FD / floor | "
-             "precision | recall |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "model's saved sampler; in brackets the real-data floor. *Readable* is the independent reader's share "
+             "(evaluation/reader.py), in brackets that of real held-out test images and the ratio.", "",
+             made_on_line(threads), "",
+             "| recipe | minutes | steps | images/s | threads | readable (reader) | recognisable | Fréchet distance | "
+             "FD / floor | precision | recall |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     # Class-conditional models also get the share of samples read as the class asked for.
     conditional = any("class_accuracy" in row["samples"] for points in rows.values() for row in points)
     if conditional:
@@ -188,7 +195,7 @@ def report(args, rows: dict[str, list[dict]], facts: dict[str, dict]) -> str:
             speed = row["global_step"] * batch / max(row["training_time_s"], 1e-9)
             lines.append(
                 f"| {name} | {row['minutes']:g} | {row['global_step']:,} | {speed:.0f} | "
-                f"{facts.get(name, {}).get('threads', '?')} | "
+                f"{facts.get(name, {}).get('threads', '?')} | {read_by_reader(row.get('reader'))} | "
                 f"{100 * samples['recognisable']:.1f}% ({100 * floor['recognisable']:.1f}%) | "
                 f"{samples['frechet_distance']:.2f} ({floor['frechet_distance']:.2f}) | "
                 f"{samples['frechet_distance'] / floor['frechet_distance']:.1f}x | "
@@ -197,6 +204,14 @@ def report(args, rows: dict[str, list[dict]], facts: dict[str, dict]) -> str:
                 + (f" {requested_class(samples, floor)} |" if conditional else "")
             )
     return "\n".join(lines)
+
+
+def read_by_reader(reader: dict | None) -> str:
+    """The independent reader's readable share of samples, of real held-out images, and their ratio ("–": none)."""
+    if not reader:
+        return "–"
+    return (f"{100 * reader['samples_readable']:.1f}% ({100 * reader['real_readable']:.1f}%, "
+            f"{reader['readable_ratio']:.2f}×)")
 
 
 def requested_class(samples: dict, floor: dict) -> str:
@@ -224,14 +239,20 @@ def plot(rows: dict[str, list[dict]], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    # the independent reader's readable share where every point has it, else the domain classifier's
+    by_reader = all(row.get("reader") for points in rows.values() for row in points)
     for name, points in rows.items():
         minutes = [row["minutes"] for row in points]
-        left.plot(minutes, [100 * row["samples"]["recognisable"] for row in points], marker="o", label=name)
+        shares = [row["reader"]["samples_readable"] if by_reader else row["samples"]["recognisable"] for row in points]
+        left.plot(minutes, [100 * share for share in shares], marker="o", label=name)
         right.plot(minutes, [row["samples"]["frechet_distance"] / row["floor"]["frechet_distance"] for row in points],
                    marker="o", label=name)
-    floor = next(iter(rows.values()))[-1]["floor"]["recognisable"]
-    left.axhline(100 * floor, color="grey", linestyle="--", label="real images")
-    left.set(xlabel="training minutes", ylabel="recognisable samples (%)", ylim=(0, 100))
+    last = next(iter(rows.values()))[-1]
+    floor = last["reader"]["real_readable"] if by_reader else last["floor"]["recognisable"]
+    real = "real held-out images" if by_reader else "real images"
+    left.axhline(100 * floor, color="grey", linestyle="--", label=real)
+    left.set(xlabel="training minutes", ylim=(0, 100),
+             ylabel="readable samples, independent reader (%)" if by_reader else "recognisable samples (%)")
     right.set(xlabel="training minutes", ylabel="Fréchet distance / real-data floor", yscale="log")
     left.legend(fontsize=8)
     for axis in (left, right):

@@ -63,6 +63,15 @@ def write_classifier_card(output_dir: Path, results: dict) -> None:
         for pair in results["most_confused"]
     ) or "| - | - | 0 | - |"
     config = "\n".join(f"| `{key}` | `{value}` |" for key, value in results["config"].items())
+    if results.get("independent"):
+        source = "one half of the test split of"
+        role = ("It is the independent reader of `python -m evaluation`: it never saw the images a generator "
+                "trained on the train split learns from, and the other half of the test split, which it never saw "
+                "either, is the real reference it reads samples against.")
+    else:
+        source = "the train split of"
+        role = ("Its pooled features are the feature space of the project's Fréchet distance, KID and "
+                "precision/recall; its predictions give the class-conditional accuracy of generated samples.")
     content = f"""---
 {card_data.to_yaml()}
 ---
@@ -70,10 +79,8 @@ def write_classifier_card(output_dir: Path, results: dict) -> None:
 # Domain classifier for `{results["dataset"]}`
 
 A small ResNet ({results["num_parameters"]:,} parameters, 1-channel input of {results["config"]["image_size"]} px)
-trained from scratch by persian-ddpm's `python -m evaluation.train_classifier` on the train split of
-`{results["dataset"]}` ({results["num_train"]:,} images, {len(results["class_names"])} classes). Its pooled
-features are the feature space of the project's Fréchet distance, KID and precision/recall; its predictions give
-the class-conditional accuracy of generated samples.
+trained from scratch by persian-ddpm's `python -m evaluation.train_classifier` on {source}
+`{results["dataset"]}` ({results["num_train"]:,} images, {len(results["class_names"])} classes). {role}
 
 **Test accuracy: {results["test_accuracy"]:.2%}** on {results["num_test"]:,} held-out test images
 (training took {results["training_time_s"]:.0f} s on the CPU).

@@ -63,3 +63,30 @@ def resize(images: torch.Tensor, image_size: int | None) -> torch.Tensor:
     if image_size is None or images.shape[-2:] == (image_size, image_size):
         return images
     return F.interpolate(images, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
+
+
+def reader_split(labels: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test split cut in two halves, class by class: the independent reader learns from the first and the
+    second stays held out from it (and from a generator, which learns from the train split).
+
+    `python -m evaluation.train_classifier --independent` trains on the first half; `python -m evaluation`
+    reads the second with that reader, so that a sample's readable share is compared with that of real
+    images neither model saw.
+
+    Args:
+        labels (`torch.Tensor`): the test split's labels (N,).
+        seed (`int`, defaults to 0): the seed of the cut; the reader records it.
+
+    Returns:
+        `tuple`: sorted indices (into the split) of the reader's half and of the held-out half; of each class's
+        images the reader gets the larger half when the count is odd.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    reader, held_out = [], []
+    for label in labels.unique(sorted=True).tolist():
+        members = torch.nonzero(labels == label).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        cut = (len(members) + 1) // 2
+        reader.append(members[:cut])
+        held_out.append(members[cut:])
+    return torch.cat(reader).sort().values, torch.cat(held_out).sort().values

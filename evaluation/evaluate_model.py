@@ -13,6 +13,7 @@ from evaluation.errors import EvaluationError
 from evaluation.memorisation import memorisation_check
 from evaluation.metrics import load_metric
 from evaluation.output import write_folder
+from evaluation.reader import default_reader, independent_scores, load_reader, readable
 from evaluation.report import write_report
 from evaluation.scores import distribution_scores, split_features
 from pipelines import CharacterDDPMPipeline, image_grid
@@ -36,6 +37,12 @@ class EvaluationConfig(DataArguments, SamplingArguments):
         metadata={"help": "Domain classifier folder (python -m evaluation.train_classifier); default "
                           "classifiers/<dataset>, trained there with that command's defaults on first use."},
     )
+    reader: str | None = field(default=None, metadata={"help": (
+        "The independent reader (python -m evaluation.train_classifier --independent): it learned from half of the "
+        "test split, and reads the samples and the other half, real images neither it nor the generator saw; "
+        "default classifiers/<dataset>_reader, trained there on first use.")})
+    independent_reader: bool = field(default=True, metadata={"help": (
+        "Score with the independent reader too; --no_independent_reader skips it.")})
     num_samples: int = field(default=1000, metadata={"help": "Images to sample (equal numbers per class)."})
     batch_size: int = field(default=100, metadata={"help": "Images per pipeline call."})
     seed: int = field(
@@ -59,17 +66,13 @@ def check_config(config: EvaluationConfig) -> str | None:
     return config.sampling_problem()
 
 
-# The classifier's top-class probability from which an image counts as a recognisable character.
-RECOGNISABLE_CONFIDENCE = 0.9
-
-
 def recognisable_share(logits: torch.Tensor) -> float:
-    """Share of images whose most likely class has softmax probability >= RECOGNISABLE_CONFIDENCE.
+    """Share of images whose most likely class has softmax probability >= `evaluation.reader.READABLE_CONFIDENCE` (0.9).
 
     "How many samples are digits at all", which the distribution distances blur together with style: a
     plain count, so written here rather than as an `evaluate` module.
     """
-    return (logits.float().softmax(dim=1).amax(dim=1) >= RECOGNISABLE_CONFIDENCE).float().mean().item()
+    return readable(logits).float().mean().item()
 
 
 def load_model(model: str, config: EvaluationConfig) -> CharacterDDPMPipeline:
@@ -167,6 +170,14 @@ def load_inputs(model: str, config: EvaluationConfig):
     return data, classifier_dir, extractor, pipeline
 
 
+def load_independent_reader(config: EvaluationConfig, class_names: list[str]):
+    """The independent reader's folder, extractor and cut of the test split, or None with --no_independent_reader."""
+    if not config.independent_reader:
+        return None
+    folder = config.reader or default_reader(config.dataset, config.data_dir, config.seed)
+    return (folder, *load_reader(folder, class_names, config.device))
+
+
 def evaluate_model(model: str, config: EvaluationConfig) -> dict:
     """Samples from `model`, scores the samples against the test split, and writes the report.
 
@@ -187,6 +198,7 @@ def evaluate_model(model: str, config: EvaluationConfig) -> dict:
     if output_dir.exists() and not config.overwrite:
         raise EvaluationError(f"--output_dir {output_dir} already exists; pass --overwrite to replace it")
     data, classifier_dir, extractor, pipeline = load_inputs(model, config)
+    reader = load_independent_reader(config, data.class_names)  # before sampling: a bad reader fails fast
     names, columns = data.class_names, (data.image_column, data.label_column)
     conditional = is_class_conditional(pipeline)
 
@@ -210,8 +222,16 @@ def evaluate_model(model: str, config: EvaluationConfig) -> dict:
         class_scores = add_class_accuracy(
             samples, floor, sample_logits, requested, test_logits, test_labels, len(names)
         )
+    independent = None
+    if reader is not None:
+        independent = {"reader": reader[0], **independent_scores(reader[1], reader[2], data.splits["test"], *columns,
+                                                                 images, requested, len(names))}
     train_features = split_features(extractor, data.splits["train"], *columns)[0]
     per_class = per_class_rows(names, test_labels, test_logits.argmax(1), sample_logits.argmax(1), class_scores)
+    if independent is not None and "per_class_requested" in independent:
+        pairs = zip(independent["per_class_requested"], independent["per_class_real"])
+        for row, (by_reader, on_real) in zip(per_class, pairs):
+            row.update(reader_recognised=by_reader, reader_on_real=on_real)
     metrics = {
         **{key: value for key, value in asdict(config).items() if key not in ("output_dir", "overwrite")},
         "model": str(model),
@@ -227,6 +247,8 @@ def evaluate_model(model: str, config: EvaluationConfig) -> dict:
         "images_per_s": config.num_samples / sampling_time,
         "samples": samples,
         "real_data_floor": floor,
+        # read by a classifier that never saw the generator's training images (evaluation/reader.py)
+        "independent_reader": independent,
         "per_class": per_class,
         # near-copies of training images, in the classifier's features (evaluation/memorisation.py)
         "memorisation": memorisation_check(sample_features, train_features, test_features),

@@ -22,6 +22,8 @@ PER_CLASS_COLUMNS = (
     "recognised",
     "most_confused_with",
     "classifier_test_accuracy",
+    "reader_recognised",
+    "reader_on_real",
 )
 
 
@@ -34,6 +36,14 @@ def summary_table(metrics: dict) -> str:
         scale = 1000.0 if key == "kernel_distance" else 1.0
         sample, floor = (fmt.format(metrics[side][key] * scale) for side in ("samples", "real_data_floor"))
         lines.append(f"| {label} | {sample} | {floor} |")
+    reader = metrics.get("independent_reader")
+    if reader is not None:  # its column is the real half of the test split it never saw, not the floor
+        lines.append(f"| readable by the independent reader (real: {reader['num_real_held_out']} held-out test "
+                     f"images) | {reader['samples_readable']:.2%} | {reader['real_readable']:.2%} |")
+        lines.append(f"| readable, as a ratio to real held-out images | {reader['readable_ratio']:.3f}× | 1 |")
+        if "requested_accuracy" in reader:
+            lines.append(f"| requested class read by the independent reader | {reader['requested_accuracy']:.2%} "
+                         f"| {reader['real_accuracy']:.2%} |")
     check = metrics.get("memorisation")
     if check is not None:  # real test images are the floor: by construction `quantile` of them fall below it
         lines.append(f"| near-copies of training images (nearer than {check['quantile']:.0%} of real test images) "

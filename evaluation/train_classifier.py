@@ -23,7 +23,7 @@ from transformers import HfArgumentParser
 from data_prep.arguments import DataArguments
 from evaluation.classifier import DomainFeatureExtractor, build_classifier
 from evaluation.classifier_card import most_confused_pairs, write_classifier_card
-from evaluation.data import resolve_labelled, split_to_tensors
+from evaluation.data import reader_split, resolve_labelled, split_to_tensors
 from evaluation.errors import EvaluationError
 from evaluation.metrics import load_metric
 from evaluation.output import write_folder
@@ -59,6 +59,13 @@ class ClassifierTrainingConfig(DataArguments):
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Train on the first N train images only (quick runs)."}
     )
+    independent: bool = field(default=False, metadata={"help": (
+        "Make the independent reader of `python -m evaluation`: train on one half of the TEST split (cut class by "
+        "class with --seed; images that a generator, trained on the train split, never saw) and test on the other "
+        "half, which evaluation then reads as the real images to compare samples with.")})
+    min_train_steps: int = field(default=0, metadata={"help": (
+        "At least this many optimizer steps: a small training set (an --independent reader's half of the test "
+        "split) gets more epochs.")})
     seed: int = field(
         default=0,
         metadata={"help": "Seed of initialisation, batch order and augmentation, and of the test split held out of "
@@ -82,7 +89,9 @@ def random_affine(images: torch.Tensor, config: ClassifierTrainingConfig, genera
 
 
 def load_tensors(config: ClassifierTrainingConfig) -> tuple[list[str], int, tuple, tuple]:
-    """Resolves `config.dataset` and decodes its train (at most `max_train_samples`) and test splits.
+    """Resolves `config.dataset` and decodes the images to train and to test on: the train split (at most
+    `max_train_samples`) and the test split, or with `independent` the two halves of the test split
+    (`evaluation.data.reader_split`).
 
     Returns:
         `tuple`: the class names; the image size S (`config.image_size`, or the first image's larger side);
@@ -91,11 +100,15 @@ def load_tensors(config: ClassifierTrainingConfig) -> tuple[list[str], int, tupl
     data = resolve_labelled(config.dataset, config.data_dir, config.seed)
     columns = (data.image_column, data.label_column)
     train = data.splits["train"]
-    if config.max_train_samples is not None:
+    if config.max_train_samples is not None and not config.independent:
         train = train.select(range(min(config.max_train_samples, len(train))))
     image_size = config.image_size or max(train[0][data.image_column].size)
     test = split_to_tensors(data.splits["test"], *columns, image_size)
-    return data.class_names, image_size, split_to_tensors(train, *columns, image_size), test
+    if not config.independent:
+        return data.class_names, image_size, split_to_tensors(train, *columns, image_size), test
+    reader, held_out = reader_split(test[1], config.seed)
+    reader = reader[: config.max_train_samples]  # None keeps all
+    return data.class_names, image_size, (test[0][reader], test[1][reader]), (test[0][held_out], test[1][held_out])
 
 
 def fit_classifier(names: list[str], images: torch.Tensor, labels: torch.Tensor,
@@ -111,14 +124,15 @@ def fit_classifier(names: list[str], images: torch.Tensor, labels: torch.Tensor,
     generator = torch.Generator().manual_seed(config.seed)
     model = build_classifier(names, config.image_size, config.embedding_size, config.hidden_sizes, config.depths)
     steps_per_epoch = max(1, len(images) // config.batch_size)
+    num_epochs = max(config.num_epochs, math.ceil(config.min_train_steps / steps_per_epoch))
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.learning_rate, total_steps=config.num_epochs * steps_per_epoch
+        optimizer, max_lr=config.learning_rate, total_steps=num_epochs * steps_per_epoch
     )
     start = time.perf_counter()
     model.train()
-    bar = tqdm(total=config.num_epochs * steps_per_epoch, desc="training classifier", unit="step", disable=not progress)
-    for _ in range(config.num_epochs):
+    bar = tqdm(total=num_epochs * steps_per_epoch, desc="training classifier", unit="step", disable=not progress)
+    for _ in range(num_epochs):
         order = torch.randperm(len(images), generator=generator)
         for step in range(steps_per_epoch):
             batch = order[step * config.batch_size : (step + 1) * config.batch_size]
@@ -170,6 +184,8 @@ def train_classifier(config: ClassifierTrainingConfig) -> dict:
         "per_class_count": scores["per_class_count"],
         "most_confused": most_confused_pairs(scores["confusion_matrix"], names),
         "confusion_matrix": scores["confusion_matrix"],
+        "independent": config.independent,
+        "trained_on": "half of the test split (evaluation.data.reader_split)" if config.independent else "train split",
         "num_train": len(train_images),
         "num_test": len(test_images),
         "num_parameters": model.num_parameters(),

@@ -11,6 +11,7 @@ from diffusers import DDPMPipeline, DDPMScheduler
 
 from evaluation import load_feature_extractor
 from evaluation.__main__ import main
+from evaluation.data import reader_split
 from evaluation.scores import fid_for_pipeline, split_features
 from evaluation.train_classifier import main as train_classifier_main
 from pipelines import CharacterDDPMPipeline, save_pipeline
@@ -27,6 +28,8 @@ def setup(tmp_path_factory):
     classifier = root / "classifier"
     argv = ["--dataset", str(dataset), "--output_dir", str(classifier), "--num_epochs", "6", "--batch_size", "16"]
     assert train_classifier_main([*argv, "--learning_rate", "0.01", *TINY_MODEL]) == 0
+    reader = ["--dataset", str(dataset), "--output_dir", str(root / "reader"), "--independent", "--batch_size", "8"]
+    assert train_classifier_main([*reader, "--min_train_steps", "30", "--learning_rate", "0.01", *TINY_MODEL]) == 0
     save_pipeline(root / "uncond", tiny_unet(), DDPMScheduler(num_train_timesteps=50))
     save_pipeline(
         root / "cond", tiny_unet(len(SHAPES) + 1), DDPMScheduler(num_train_timesteps=50), class_names=list(SHAPES)
@@ -37,7 +40,8 @@ def setup(tmp_path_factory):
 def run(setup, model: str, *extra: str) -> tuple[int, dict]:
     root, dataset, classifier = setup
     out = root / f"out-{model}"
-    argv = [str(root / model), "--dataset", str(dataset), "--classifier", str(classifier), "--output_dir", str(out)]
+    argv = [str(root / model), "--dataset", str(dataset), "--classifier", str(classifier), "--output_dir", str(out),
+            "--reader", str(root / "reader")]
     argv += ["--num_samples", "12", "--batch_size", "5", "--num_inference_steps", "2", "--kid_subset_size", "6"]
     code = main([*argv, "--overwrite", *extra])
     return code, (json.loads((out / "metrics.json").read_text()) if code == 0 else {})
@@ -74,8 +78,9 @@ def test_image_folder_dataset_is_scored_like_a_prepared_one(setup, tmp_path):
     assert train_quickly(folder, tmp_path / "clf") == 0  # a classifier of the folder's classes (sorted names)
     argv = [str(setup[0] / "uncond"), "--dataset", str(folder), "--classifier", str(tmp_path / "clf")]
     argv += ["--output_dir", str(tmp_path / "out"), "--num_samples", "12", "--batch_size", "6"]
-    assert main([*argv, "--num_inference_steps", "2", "--kid_subset_size", "6"]) == 0
+    assert main([*argv, "--num_inference_steps", "2", "--kid_subset_size", "6", "--no_independent_reader"]) == 0
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["independent_reader"] is None
     assert metrics["num_test_images"] == 6 and metrics["num_floor_images"] == 12  # 5% of 120 held out, seeded
     assert [row["class"] for row in metrics["per_class"]] == sorted(SHAPES)
     assert np.isfinite([metrics[name]["frechet_distance"] for name in ("samples", "real_data_floor")]).all()
@@ -151,7 +156,8 @@ def test_too_few_samples_is_an_argument_error(setup, capsys):
 
 
 def test_recognisable_share_counts_confident_predictions():
-    from evaluation.evaluate_model import RECOGNISABLE_CONFIDENCE, recognisable_share
+    from evaluation.evaluate_model import recognisable_share
+    from evaluation.reader import READABLE_CONFIDENCE as RECOGNISABLE_CONFIDENCE
 
     sure, unsure = torch.tensor([10.0, 0.0, 0.0]), torch.tensor([1.0, 0.9, 0.0])
     assert torch.softmax(sure, 0).max() >= RECOGNISABLE_CONFIDENCE > torch.softmax(unsure, 0).max()
@@ -167,10 +173,43 @@ def test_without_classifier_or_output_dir_it_trains_its_classifier_once_and_writ
     argv = [str(root / "cond"), "--dataset", str(dataset), "--num_samples", "150", "--batch_size", "75",
             "--num_inference_steps", "2", "--kid_subset_size", "50"]
     assert main(argv) == 0
-    assert "no classifier at classifiers/shapes: training one" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no classifier at classifiers/shapes: training one" in err
+    assert "no independent reader at classifiers/shapes_reader: training one" in err
     trained = tmp_path / "classifiers" / "shapes" / "config.json"
     metrics = json.loads((tmp_path / "eval" / "cond" / "metrics.json").read_text())
     assert metrics["classifier"] == "classifiers/shapes" and metrics["output_dir"] == "eval/cond"
+    assert metrics["independent_reader"]["reader"] == "classifiers/shapes_reader"
     first_mtime = trained.stat().st_mtime_ns
     assert main([*argv, "--overwrite"]) == 0  # the second run reuses the classifier
     assert "training one" not in capsys.readouterr().err and trained.stat().st_mtime_ns == first_mtime
+
+
+def test_the_reader_split_halves_each_class_disjointly_and_by_seed():
+    labels = torch.tensor([0] * 7 + [1] * 4 + [2] * 1)
+    reader, held_out = reader_split(labels, seed=3)
+    assert sorted(reader.tolist() + held_out.tolist()) == list(range(12))  # disjoint, and covering the split
+    assert torch.bincount(labels[reader], minlength=3).tolist() == [4, 2, 1]
+    assert torch.bincount(labels[held_out], minlength=3).tolist() == [3, 2, 0]
+    assert reader.tolist() == reader_split(labels, seed=3)[0].tolist()
+    assert reader.tolist() != reader_split(labels, seed=4)[0].tolist()
+
+
+def test_the_independent_reader_scores_samples_against_real_images_it_never_saw(setup):
+    code, metrics = run(setup, "cond")
+    assert code == 0
+    reader = metrics["independent_reader"]
+    assert reader["reader"].endswith("reader") and reader["num_real_held_out"] == 15  # half of 30 test images
+    results = json.loads((setup[0] / "reader" / "classifier_results.json").read_text())
+    assert results["independent"] is True and results["num_train"] == 15 and results["num_test"] == 15
+    assert reader["readable_ratio"] == pytest.approx(reader["samples_readable"] / reader["real_readable"])
+    assert 0 <= reader["requested_accuracy"] <= 1 and len(reader["per_class_requested"]) == len(SHAPES)
+    assert [row["reader_on_real"] for row in metrics["per_class"]] == reader["per_class_real"]
+    summary = (setup[0] / "out-cond" / "summary.md").read_text(encoding="utf-8")
+    assert "readable by the independent reader (real: 15 held-out test images)" in summary
+
+
+def test_a_classifier_of_the_train_split_is_refused_as_reader(setup, capsys):
+    code, _ = run(setup, "uncond", "--reader", str(setup[2]))
+    assert code == 2
+    assert "not an independent reader" in capsys.readouterr().err

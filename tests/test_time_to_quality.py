@@ -13,7 +13,7 @@ from tests.conftest import REPO_ROOT
 def test_points_past_the_budget_are_dropped_and_the_budget_is_a_point(tmp_path):
     args = ttq.parse_args(["--minutes", "7", "--points", "2", "5", "10", "--output_dir", str(tmp_path)])
     assert args.points == [2, 5, 7]
-    assert args.classifier.endswith("mnist")
+    assert args.classifier is None  # python -m evaluation's default, classifiers/DATASET
 
 
 def test_every_recipe_trains_with_the_same_budget_data_and_snapshots(tmp_path):
@@ -50,11 +50,16 @@ def test_report_puts_each_score_next_to_its_floor(tmp_path):
                          "floor": floor}]}
     table = ttq.report(args, rows, {"default": {"threads": 1}})
     row = table.splitlines()[-1]
-    assert row.startswith("| default | 2 | 600 | 320 | 1 | 80.0% (98.0%) | 2.00 (0.50) | 4.0x |"), row
+    assert row.startswith("| default | 2 | 600 | 320 | 1 | – | 80.0% (98.0%) | 2.00 (0.50) | 4.0x |"), row
     assert "pinned" in table.splitlines()[0] or "all cores" in table.splitlines()[0]
     assert "requested class" not in table
     ttq.plot(rows, tmp_path / "plot.png", "title")
     assert (tmp_path / "plot.png").stat().st_size > 1000
+    # with the independent reader: its share, next to real held-out images and the ratio
+    rows["default"][0]["reader"] = {"samples_readable": 0.746, "real_readable": 0.867, "readable_ratio": 0.746 / 0.867}
+    assert "| 1 | 74.6% (86.7%, 0.86×) | 80.0% (98.0%) |" in ttq.report(args, rows, {"default": {"threads": 1}})
+    ttq.plot(rows, tmp_path / "reader.png", "title")
+    assert (tmp_path / "reader.png").stat().st_size > 1000
 
 
 def test_report_adds_the_requested_class_for_class_conditional_recipes(tmp_path):
@@ -72,7 +77,7 @@ def test_report_adds_the_requested_class_for_class_conditional_recipes(tmp_path)
             for name, samples in (("cond", conditional), ("uncond", unconditional))}
     table = ttq.report(args, rows, {}).splitlines()
     assert table[2].startswith("Made on ") and " 1 thread per process, at commit " in table[2]  # pinned: 1 thread
-    assert table[4].endswith("| recall | requested class recognised |") and table[5].count("---") == 11
+    assert table[4].endswith("| recall | requested class recognised |") and table[5].count("---") == 12
     assert table[-2].endswith("| 91.2% (95.3%) |") and table[-1].endswith("| – |")
 
 
