@@ -98,13 +98,16 @@ def is_class_conditional(pipeline: DiffusionPipeline) -> bool:
 
 def default_steps(pipeline: DiffusionPipeline, sampler: str | None = None) -> int:
     """The steps to sample with when none are asked for: the usual count of `sampler` (a key of `SAMPLERS`),
-    else the pipeline's own default (the saved sampler's)."""
+    else the pipeline's own default (the saved sampler's); at most the length of the noise schedule."""
     if sampler is not None:
-        return check_sampler(sampler).num_inference_steps
-    if isinstance(pipeline, CharacterDDPMPipeline):
-        return DEFAULT_NUM_INFERENCE_STEPS
-    saved = sampler_name(pipeline.scheduler)
-    return SAMPLERS[saved].num_inference_steps if saved else DEFAULT_NUM_INFERENCE_STEPS
+        usual = check_sampler(sampler).num_inference_steps
+    elif isinstance(pipeline, CharacterDDPMPipeline):
+        usual = DEFAULT_NUM_INFERENCE_STEPS
+    else:
+        saved = sampler_name(pipeline.scheduler)
+        usual = SAMPLERS[saved].num_inference_steps if saved else DEFAULT_NUM_INFERENCE_STEPS
+    # at most the schedule's length: DDPM on a 100-step schedule takes 100
+    return min(usual, pipeline.scheduler.config.num_train_timesteps)
 
 
 def requested_classes(num_samples: int, num_classes: int) -> torch.Tensor:

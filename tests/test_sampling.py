@@ -39,6 +39,8 @@ def test_draw_takes_the_samplers_usual_steps_and_leaves_the_pipeline_as_it_was(c
     default = draw(conditional, 4, num_inference_steps=2)
     assert (default.sampler, default.num_inference_steps) == (SAMPLERS[DEFAULT_SAMPLER].title, 2)
     assert default_steps(conditional) == SAMPLERS[DEFAULT_SAMPLER].num_inference_steps
+    # DDPM's usual 1000 steps, on this model's 100-step schedule: all 100
+    assert draw(conditional, 1, sampler="ddpm").num_inference_steps == 100
 
 
 def test_draw_labels_guidance_and_trajectory(conditional):
