@@ -13,7 +13,7 @@ from evaluation.errors import EvaluationError
 from evaluation.memorisation import memorisation_check
 from evaluation.metrics import load_metric
 from evaluation.output import write_folder
-from evaluation.reader import default_reader, independent_scores, load_reader, readable
+from evaluation.reader import READER_MIN_TRAIN_STEPS, independent_scores, load_reader, readable
 from evaluation.report import write_report
 from evaluation.scores import distribution_scores, split_features
 from pipelines import CharacterDDPMPipeline, image_grid
@@ -88,23 +88,29 @@ def default_output_dir(model: str) -> str:
     return str(Path("eval", Path(model.rstrip("/")).name or "model"))
 
 
-def default_classifier(dataset: str, data_dir: str, seed: int) -> str:
-    """classifiers/<dataset>, trained there first (with `python -m evaluation.train_classifier`'s defaults) when
-    it is not there yet, so that `python -m evaluation MODEL --dataset D` needs no other step.
+def default_classifier(dataset: str, data_dir: str, seed: int, independent: bool = False) -> str:
+    """classifiers/<dataset> (or, `independent`, the reader classifiers/<dataset>_reader), trained there first with
+    `python -m evaluation.train_classifier` when it is not there yet, so that `python -m evaluation MODEL --dataset D`
+    needs no other step.
 
     Raises:
         `EvaluationError`: the dataset cannot be used to train one (no labels, not found).
     """
-    folder = Path("classifiers", Path(dataset.rstrip("/")).name)
+    name = Path(dataset.rstrip("/")).name
+    folder = Path("classifiers", f"{name}_reader" if independent else name)
     if (folder / "config.json").is_file():
         return str(folder)
     from evaluation.train_classifier import ClassifierTrainingConfig, train_classifier  # only when needed
 
-    print(f"no classifier at {folder}: training one on --dataset {dataset} (as `python -m evaluation.train_classifier"
-          f" --dataset {dataset} --output_dir {folder}`; a few minutes on a CPU)", file=sys.stderr)
+    what, flags = ("independent reader", f" --independent --min_train_steps {READER_MIN_TRAIN_STEPS}") if independent \
+        else ("classifier", "")
+    source = f"half of the test split of --dataset {dataset}" if independent else f"--dataset {dataset}"
+    print(f"no {what} at {folder}: training one on {source} (as `python -m evaluation.train_classifier --dataset "
+          f"{dataset}{flags} --output_dir {folder}`; minutes on a CPU)", file=sys.stderr)
+    options = {"independent": True, "min_train_steps": READER_MIN_TRAIN_STEPS} if independent else {}
     results = train_classifier(ClassifierTrainingConfig(dataset=dataset, output_dir=str(folder), data_dir=data_dir,
-                                                        seed=seed, overwrite=folder.exists()))
-    print(f"classifier saved to {folder}: test accuracy {results['test_accuracy']:.2%}", file=sys.stderr)
+                                                        seed=seed, overwrite=folder.exists(), **options))
+    print(f"{what} saved to {folder}: test accuracy {results['test_accuracy']:.2%}", file=sys.stderr)
     return str(folder)
 
 
@@ -174,7 +180,7 @@ def load_independent_reader(config: EvaluationConfig, class_names: list[str]):
     """The independent reader's folder, extractor and cut of the test split, or None with --no_independent_reader."""
     if not config.independent_reader:
         return None
-    folder = config.reader or default_reader(config.dataset, config.data_dir, config.seed)
+    folder = config.reader or default_classifier(config.dataset, config.data_dir, config.seed, independent=True)
     return (folder, *load_reader(folder, class_names, config.device))
 
 

@@ -10,7 +10,6 @@ its readable share of those real images, says how close to real handwriting the 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import torch
@@ -19,7 +18,8 @@ from evaluation.classifier import DomainFeatureExtractor, load_feature_extractor
 from evaluation.data import reader_split, split_to_tensors
 from evaluation.errors import EvaluationError
 
-# Optimizer steps of a reader trained on first use: its half of a small test split (500 MNIST images) would get
+# Optimizer steps of a reader trained on first use (`evaluation.evaluate_model.default_classifier`): its half of
+# a small test split (500 MNIST images) would get
 # only 24 steps from the classifier's 8 epochs.
 READER_MIN_TRAIN_STEPS = 600
 # The classifier's top-class probability from which an image counts as readable (as `recognisable`).
@@ -29,23 +29,6 @@ READABLE_CONFIDENCE = 0.9
 def readable(logits: torch.Tensor) -> torch.Tensor:
     """Whether each image is read as some class with probability >= READABLE_CONFIDENCE, (N,) bool."""
     return logits.float().softmax(dim=1).amax(dim=1) >= READABLE_CONFIDENCE
-
-
-def default_reader(dataset: str, data_dir: str, seed: int) -> str:
-    """classifiers/<dataset>_reader, trained there first (`train_classifier --independent`) when it is not there."""
-    folder = Path("classifiers", f"{Path(dataset.rstrip('/')).name}_reader")
-    if (folder / "config.json").is_file():
-        return str(folder)
-    from evaluation.train_classifier import ClassifierTrainingConfig, train_classifier  # only when needed
-
-    print(f"no independent reader at {folder}: training one on half of the test split of --dataset {dataset} (as "
-          f"`python -m evaluation.train_classifier --dataset {dataset} --independent --min_train_steps "
-          f"{READER_MIN_TRAIN_STEPS} --output_dir {folder}`)", file=sys.stderr)
-    results = train_classifier(ClassifierTrainingConfig(
-        dataset=dataset, output_dir=str(folder), data_dir=data_dir, seed=seed, independent=True,
-        min_train_steps=READER_MIN_TRAIN_STEPS, overwrite=folder.exists()))
-    print(f"reader saved to {folder}: accuracy {results['test_accuracy']:.2%} on the held-out half", file=sys.stderr)
-    return str(folder)
 
 
 def load_reader(folder: str, class_names: list[str], device) -> tuple[DomainFeatureExtractor, int]:
