@@ -34,7 +34,7 @@ from pipelines import (  # noqa: E402
     save_trajectory_gif,
 )
 from pipelines.samplers import DEFAULT_SAMPLER as DEFAULT_SAMPLER_KEY  # noqa: E402
-from pipelines.samplers import SAMPLERS  # noqa: E402
+from pipelines.samplers import SAMPLERS, is_student, sampler_name, samplers_for  # noqa: E402
 
 # The model the README quick start trains; `--model`, $PERSIAN_DDPM_MODEL and a published Space's
 # model_id.txt override it.
@@ -95,7 +95,23 @@ def describe_model(model: str, pipe: CharacterDDPMPipeline) -> str:
         kind = f"class-conditional, {len(pipe.class_names or [])} characters"
     else:
         kind = "unconditional"
+    if is_student(pipe):
+        kind += f", a distilled {sampling.default_steps(pipe)}-step student"
     return f"Model '{model}': {kind}, {size}×{size} pixels."
+
+
+def sampler_menu(pipe: CharacterDDPMPipeline | None) -> tuple[list[str], str, int]:
+    """The samplers the model takes (a student only its own), the one picked at first and its steps."""
+    if pipe is None:
+        return list(SAMPLER_CHOICES), DEFAULT_SAMPLER, DEFAULT_NUM_INFERENCE_STEPS
+    names = samplers_for(pipe)
+    first = sampler_name(pipe.scheduler) if sampler_name(pipe.scheduler) in names else names[0]
+    return [SAMPLERS[name].title for name in names], SAMPLERS[first].title, sampling.default_steps(pipe, first)
+
+
+def guidance_visible(pipe: CharacterDDPMPipeline | None) -> bool:
+    """The guidance slider is for class-conditional models that do not have guidance distilled into them."""
+    return pipe is not None and pipe.is_class_conditional and pipe.folded_guidance_scale is None
 
 
 def generate(
@@ -132,7 +148,7 @@ def generate(
         drawing = sampling.draw(
             pipe, int(num_images), class_labels=None if character == ANY_CHARACTER else character,
             sampler=SAMPLER_CHOICES[sampler], num_inference_steps=steps,
-            guidance_scale=guidance_scale if pipe.is_class_conditional else 1.0, seed=int(seed),
+            guidance_scale=guidance_scale if guidance_visible(pipe) else 1.0, seed=int(seed),
             batch_size=MAX_IMAGES, gif_frames=num_frames)
     except ValueError as error:  # e.g. more steps than the noise schedule has, or a character of another model
         raise gr.Error(str(error)) from error
@@ -155,11 +171,14 @@ def switch_model(model: str, current: str):
         pipe = load_model(model)
     except ModelLoadError as error:
         gr.Warning(str(error))
-        return current, gr.update(), gr.update(), f"⚠️ {error}"
+        return current, gr.update(), gr.update(), gr.update(), gr.update(), f"⚠️ {error}"
+    choices, sampler, steps = sampler_menu(pipe)
     return (
         model,
         gr.update(choices=character_choices(pipe), value=ANY_CHARACTER),
-        gr.update(visible=pipe.is_class_conditional),
+        gr.update(visible=guidance_visible(pipe)),
+        gr.update(choices=choices, value=sampler),
+        gr.update(value=steps),
         describe_model(model, pipe),
     )
 
@@ -176,7 +195,7 @@ def build_demo(model: str) -> gr.Blocks:
         model_status = describe_model(model, pipe)
     except ModelLoadError as error:
         pipe, model_status = None, f"⚠️ {error}"
-    conditional = pipe is not None and pipe.is_class_conditional
+    sampler_choices, first_sampler, first_steps = sampler_menu(pipe)
 
     # No analytics: Gradio's version check and usage reports are the only calls it makes to the internet.
     with gr.Blocks(title="Persian DDPM", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
@@ -195,8 +214,8 @@ def build_demo(model: str) -> gr.Blocks:
                     character_choices(pipe), value=ANY_CHARACTER, label="Character", elem_id="character"
                 )
                 num_images = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="Number of images")
-                sampler = gr.Radio(list(SAMPLER_CHOICES), value=DEFAULT_SAMPLER, label="Sampler")
-                steps = gr.Slider(1, 1000, value=DEFAULT_NUM_INFERENCE_STEPS, step=1, label="Steps")
+                sampler = gr.Radio(sampler_choices, value=first_sampler, label="Sampler")
+                steps = gr.Slider(1, 1000, value=first_steps, step=1, label="Steps")
                 guidance = gr.Slider(
                     1.0,
                     8.0,
@@ -204,7 +223,7 @@ def build_demo(model: str) -> gr.Blocks:
                     step=0.5,
                     label="Guidance scale",
                     info="1 = none; more gives more typical characters, at twice the cost",
-                    visible=conditional,
+                    visible=guidance_visible(pipe),
                 )
                 seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
                 generate_button = gr.Button("Generate", variant="primary")
@@ -219,7 +238,7 @@ def build_demo(model: str) -> gr.Blocks:
                 status = gr.Markdown(elem_id="status")
 
         load_button.click(
-            switch_model, [model_box, current_model], [current_model, character, guidance, model_info]
+            switch_model, [model_box, current_model], [current_model, character, guidance, sampler, steps, model_info]
         )
         sampler.change(pick_sampler, sampler, steps)
         # One generation at a time: the users of a page share each loaded pipeline, and `draw` swaps its scheduler.

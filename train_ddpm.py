@@ -8,16 +8,13 @@ The work happens in `training/` (its `__init__.py` lists the modules and what ea
 
 from __future__ import annotations
 
-import os
-import sys
-
 import torch
 from accelerate.utils import set_seed
 
 from data_prep.resolve import DataError, resolve_dataset
 from training.config import ConfigError, TrainConfig, parse_config
 from training.data import first_image, image_channels, native_resolution
-from training.faults import Interrupted, TrainingFault
+from training.faults import exit_on_fault
 from training.loop import Trainer, make_accelerator, make_state
 from training.model import build_noise_scheduler, build_unet, count_parameters
 from training.precision import resolve_mixed_precision
@@ -74,19 +71,8 @@ def main(argv: list[str] | None = None) -> None:
 def cli() -> None:
     """Run `main`, turning configuration and data errors into one line and exit code 2, a diverged run or a failed
     save into one line and exit code 1."""
-    try:
+    with exit_on_fault("train_ddpm.py", (ConfigError, DataError)):
         main()
-    except (ConfigError, DataError) as err:
-        print(f"train_ddpm.py: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except Interrupted as err:  # a checkpoint was written: not an error, but the run did not finish
-        if os.environ.get("LOCAL_RANK", "0") == "0":  # once per machine, not once per process
-            print(f"train_ddpm.py: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
-    except TrainingFault as err:
-        print(f"train_ddpm.py: error: {err}", file=sys.stderr)
-        sys.exit(1)
-
 
 if __name__ == "__main__":
     cli()

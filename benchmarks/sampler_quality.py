@@ -20,6 +20,9 @@ from transformers import HfArgumentParser
 from evaluation.evaluate_model import EvaluationConfig, evaluate_model
 from pipelines.samplers import SAMPLERS
 
+# Every sampler of a trained model (the student sampler takes only distilled students).
+TEACHER_SAMPLERS = [name for name, sampler in SAMPLERS.items() if not sampler.for_students]
+
 
 @dataclass
 class SamplerQualityArguments:
@@ -27,7 +30,7 @@ class SamplerQualityArguments:
 
     dataset: str = field(metadata={"help": "the model's dataset (python -m evaluation --dataset)"})
     classifier: str = field(metadata={"help": "domain classifier folder"})
-    samplers: list[str] = field(default_factory=lambda: list(SAMPLERS), metadata={
+    samplers: list[str] = field(default_factory=lambda: TEACHER_SAMPLERS, metadata={
         "choices": list(SAMPLERS), "help": "samplers to score (keys of pipelines.samplers.SAMPLERS)"})
     num_inference_steps: list[int] = field(default_factory=lambda: [5, 10, 15, 20, 25], metadata={
         "aliases": ["--steps"], "help": "step counts to score each sampler at"})

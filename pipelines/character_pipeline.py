@@ -18,7 +18,7 @@ import diffusers
 import numpy as np
 import PIL.Image
 import torch
-from diffusers import DiffusionPipeline, UNet2DModel
+from diffusers import DiffusionPipeline, LCMScheduler, UNet2DModel
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
@@ -28,6 +28,15 @@ from huggingface_hub import snapshot_download
 # 10 steps make 100x fewer UNet calls than 1000-step DDPM; `benchmarks/sampler_quality.py` scores it against the
 # other samplers (docs/benchmarks.md, "Samplers").
 DEFAULT_NUM_INFERENCE_STEPS = 10
+
+
+def saved_num_inference_steps(scheduler: SchedulerMixin) -> int:
+    """The steps a pipeline takes when none are asked for: a distilled student's own (1, 2 or 4: the
+    `original_inference_steps` of its `LCMScheduler`, `python -m pipelines.distill`), else
+    `DEFAULT_NUM_INFERENCE_STEPS`."""
+    if isinstance(scheduler, LCMScheduler):
+        return int(scheduler.config.original_inference_steps)
+    return DEFAULT_NUM_INFERENCE_STEPS
 
 ClassLabel = int | str
 
@@ -66,6 +75,9 @@ class CharacterDDPMPipeline(DiffusionPipeline):
         id2label (`dict[str, str]`, *optional*):
             Class index (as a string, as in JSON) to class name, e.g. `{"0": "۰", "10": "ب"}`; saved in
             `model_index.json` so the names travel with the model.
+        distillation (`dict`, *optional*):
+            For a few-step student (`python -m pipelines.distill`): its teacher, method, steps and the guidance
+            scale folded into it (`"guidance_scale"`), which it then applies in one UNet pass per step.
     """
 
     model_cpu_offload_seq = "unet"
@@ -77,12 +89,13 @@ class CharacterDDPMPipeline(DiffusionPipeline):
         # Dict[str, str], not Mapping[str | int, str]: diffusers checks loaded values against these annotations
         # and warns on a mismatch; model_index.json always gives string keys.
         id2label: Optional[dict[str, str]] = None,
+        distillation: Optional[dict] = None,
     ):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler)
         if id2label is not None:
             id2label = {str(index): name for index, name in id2label.items()}
-        self.register_to_config(id2label=id2label)
+        self.register_to_config(id2label=id2label, distillation=distillation)
 
     @property
     def is_class_conditional(self) -> bool:
@@ -112,7 +125,7 @@ class CharacterDDPMPipeline(DiffusionPipeline):
             pretrained_model_name_or_path (`str` or `os.PathLike`):
                 A local folder or a Hub repo id.
             kwargs:
-                `torch_dtype`; `unet`, `scheduler` or `id2label` to replace the saved ones; and the Hub
+                `torch_dtype`; `unet`, `scheduler`, `id2label` or `distillation` to replace the saved ones; and the Hub
                 arguments `revision`, `cache_dir`, `token`, `local_files_only`, `force_download`.
         """
         hub_keys = ("revision", "cache_dir", "token", "local_files_only", "force_download")
@@ -135,9 +148,15 @@ class CharacterDDPMPipeline(DiffusionPipeline):
             scheduler_class = getattr(diffusers, model_index["scheduler"][1])
             scheduler = scheduler_class.from_pretrained(folder, subfolder="scheduler")
         id2label = kwargs.pop("id2label", model_index.get("id2label"))
+        distillation = kwargs.pop("distillation", model_index.get("distillation"))
         if kwargs:
             raise TypeError(f"{cls.__name__}.from_pretrained got unexpected arguments: {', '.join(sorted(kwargs))}")
-        return cls(unet=unet, scheduler=scheduler, id2label=id2label)
+        return cls(unet=unet, scheduler=scheduler, id2label=id2label, distillation=distillation)
+
+    @property
+    def folded_guidance_scale(self) -> float | None:
+        """The guidance scale distilled into a class-conditional student (it guides by itself), else None."""
+        return (self.config.get("distillation") or {}).get("guidance_scale")
 
     def _resolve_label(self, label: ClassLabel) -> int:
         """Class index of `label`, given as an index or as a class name such as "ب"."""
@@ -181,7 +200,8 @@ class CharacterDDPMPipeline(DiffusionPipeline):
         batch_size: int = 1,
         class_labels: ClassLabel | Sequence[ClassLabel] | None = None,
         guidance_scale: float = 1.0,
-        num_inference_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
+        num_inference_steps: int | None = None,
+        timesteps: list[int] | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         output_type: str = "pil",
@@ -199,8 +219,15 @@ class CharacterDDPMPipeline(DiffusionPipeline):
             guidance_scale (`float`, *optional*, defaults to 1.0):
                 Classifier-free guidance scale s: eps = eps(x, null) + s * (eps(x, c) - eps(x, null)). 1.0 means no
                 guidance (one UNet pass per step); larger values give more typical characters at twice the cost.
-            num_inference_steps (`int`, *optional*, defaults to 10):
-                The number of denoising steps of the scheduler.
+                A distilled student with guidance folded in (`folded_guidance_scale`) takes 1.0 or that scale, and
+                both mean the guidance it learned.
+            num_inference_steps (`int`, *optional*):
+                The number of denoising steps of the scheduler; defaults to 10, or to a distilled student's own
+                1, 2 or 4 (`saved_num_inference_steps`).
+            timesteps (`list[int]`, *optional*):
+                Custom descending timesteps for schedulers whose `set_timesteps` takes them (DPM-Solver++, LCM),
+                instead of `num_inference_steps`; starting below the last training timestep, with `latents` the
+                noisy sample x_t at `timesteps[0]`, it solves from there (distillation's targets do).
             generator (`torch.Generator` or `list[torch.Generator]`, *optional*):
                 One generator, or one per image, for reproducible results.
             latents (`torch.Tensor`, *optional*):
@@ -240,6 +267,12 @@ class CharacterDDPMPipeline(DiffusionPipeline):
             raise ValueError(f"trajectory_every must be a positive number of steps, not {trajectory_every}")
         if class_labels is not None and not isinstance(class_labels, (int, str)):
             batch_size = len(class_labels)
+        folded = self.folded_guidance_scale
+        if folded is not None:  # a student guides by itself, in one UNet pass
+            if guidance_scale not in (1.0, folded):
+                raise ValueError(f"this student has guidance {folded:g} distilled into it; call it with "
+                                 f"guidance_scale=1.0 or {folded:g} (the same)")
+            guidance_scale = 1.0
         labels = self._class_labels_tensor(class_labels, batch_size)  # (B,) or None
         guided = guidance_scale != 1.0
         if guided and labels is None:
@@ -261,7 +294,11 @@ class CharacterDDPMPipeline(DiffusionPipeline):
         sample = latents.to(device=device, dtype=self.unet.dtype) * self.scheduler.init_noise_sigma
         trajectory = [self._to_unit_range(sample).cpu()] if trajectory_every else None
 
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        if timesteps is not None:
+            self.scheduler.set_timesteps(timesteps=list(timesteps), device=device)
+        else:
+            self.scheduler.set_timesteps(num_inference_steps or saved_num_inference_steps(self.scheduler),
+                                         device=device)
         timesteps = self.scheduler.timesteps
         for step, t in enumerate(self.progress_bar(timesteps)):
             # 1. predict the noise (or v, or x_0: the UNet's training target)

@@ -23,17 +23,21 @@ KNOWN_DATASETS = {
 }
 
 
-def usage_snippet(class_names: list[str] | None, model: str = MODEL_PLACEHOLDER) -> str:
-    """Copy-paste Python that loads the model and saves a grid of 16 samples as `samples.png`."""
+def usage_snippet(class_names: list[str] | None, model: str = MODEL_PLACEHOLDER, student_steps: int | None = None,
+                  ) -> str:
+    """Copy-paste Python that loads the model and saves a grid of 16 samples as `samples.png` (a distilled
+    student's in its `student_steps`, without guidance: it is folded in)."""
+    steps = student_steps or 20
     if class_names is None:
         return (
             "import torch\n"
             "from diffusers import DDPMPipeline\n"
             "from diffusers.utils import make_image_grid\n\n"
             f'pipe = DDPMPipeline.from_pretrained("{model}")\n'
-            "images = pipe(batch_size=16, num_inference_steps=20, generator=torch.manual_seed(0)).images\n"
+            f"images = pipe(batch_size=16, num_inference_steps={steps}, generator=torch.manual_seed(0)).images\n"
             'make_image_grid(images, rows=4, cols=4).save("samples.png")\n'
         )
+    guidance = "" if student_steps else " guidance_scale=2.0,"
     return (
         "import torch\n"
         "from diffusers import DiffusionPipeline\n"
@@ -41,8 +45,8 @@ def usage_snippet(class_names: list[str] | None, model: str = MODEL_PLACEHOLDER)
         "# trust_remote_code=True runs character_pipeline.py from this repository: read it first.\n"
         f'pipe = DiffusionPipeline.from_pretrained("{model}", trust_remote_code=True)\n'
         f"print(pipe.class_names)  # {' '.join(class_names[:12])}{' ...' if len(class_names) > 12 else ''}\n"
-        f'images = pipe(batch_size=16, class_labels="{class_names[0]}", guidance_scale=2.0,\n'
-        "              num_inference_steps=20, generator=torch.manual_seed(0)).images\n"
+        f'images = pipe(batch_size=16, class_labels="{class_names[0]}",{guidance}\n'
+        f"              num_inference_steps={steps}, generator=torch.manual_seed(0)).images\n"
         'make_image_grid(images, rows=4, cols=4).save("samples.png")\n'
     )
 
@@ -77,19 +81,32 @@ def model_card_text(
     dataset = str(card_info.get("dataset", "unknown"))
     about = KNOWN_DATASETS.get(dataset, {}).get("about", f"`{dataset}`")
     kind = "class-conditional" if class_names else "unconditional"
-    lines = [
-        "# DDPM of handwritten characters",
-        "",
-        f"A {kind} denoising diffusion model (DDPM, Ho et al. 2020, arXiv:2006.11239) that draws "
-        f"{unet.sample_size}x{unet.sample_size} characters, trained on {about} with the "
-        "persian-ddpm project (`train_ddpm.py`).",
-        "",
-    ]
+    distillation = card_info.get("distillation")
+    if distillation:
+        lines = [
+            "# Few-step student of a DDPM of handwritten characters",
+            "",
+            f"A {kind} {distillation['num_inference_steps']}-step student distilled from a denoising diffusion model "
+            f"(the teacher `{distillation['teacher']}`) that draws {unet.sample_size}x{unet.sample_size} characters "
+            f"of {about}, made by the persian-ddpm project (`python -m pipelines.distill`).",
+            "",
+        ]
+    else:
+        lines = [
+            "# DDPM of handwritten characters",
+            "",
+            f"A {kind} denoising diffusion model (DDPM, Ho et al. 2020, arXiv:2006.11239) that draws "
+            f"{unet.sample_size}x{unet.sample_size} characters, trained on {about} with the "
+            "persian-ddpm project (`train_ddpm.py`).",
+            "",
+        ]
     if has_sample_grid:
         lines += [f"![samples]({SAMPLE_GRID_NAME})", ""]
     if class_names:
         lines += [f"Classes ({len(class_names)}): {' '.join(class_names)}", ""]
-    lines += ["## Usage", "", "```python", usage_snippet(class_names).rstrip("\n"), "```", ""]
+    student_steps = distillation["num_inference_steps"] if distillation else None
+    lines += ["## Usage", "", "```python", usage_snippet(class_names, student_steps=student_steps).rstrip("\n"), "```",
+              ""]
     if class_names:
         lines += [
             "This model needs the pipeline code stored with it (`character_pipeline.py`, a `CharacterDDPMPipeline` "
@@ -100,13 +117,15 @@ def model_card_text(
             "CharacterDDPMPipeline.from_pretrained(...)` loads it without running any downloaded code.",
             "",
         ]
-    lines += [
-        f"The saved scheduler is `{type(pipeline.scheduler).__name__}` (fast sampling, same noise schedule as "
-        "training); swap it with e.g. `pipe.scheduler = DDPMScheduler.from_config(pipe.scheduler.config)`.",
-        "",
-        "## Training",
-        "",
-    ]
+    if distillation:
+        lines += distillation_lines(distillation, class_names is None)
+    else:
+        lines += [
+            f"The saved scheduler is `{type(pipeline.scheduler).__name__}` (fast sampling, same noise schedule as "
+            "training); swap it with e.g. `pipe.scheduler = DDPMScheduler.from_config(pipe.scheduler.config)`.",
+            "",
+        ]
+    lines += ["## Training", ""]
     results = [
         ("dataset", dataset),
         ("optimizer steps", card_info.get("global_step")),
@@ -121,6 +140,35 @@ def model_card_text(
         config = json.dumps(card_info["config"], indent=2, sort_keys=True, ensure_ascii=False, default=str)
         lines += ["Training configuration:", "", "```json", config, "```", ""]
     return f"---\n{_card_data(class_names, card_info).to_yaml()}\n---\n\n" + "\n".join(lines)
+
+
+def distillation_lines(distillation: dict, unconditional: bool) -> list[str]:
+    """The card's section on a student: how it samples, its teacher, method, steps, guidance and budget."""
+    steps = distillation["num_inference_steps"]
+    lines = [
+        f"The saved scheduler is `LCMScheduler` (multistep consistency sampling): the student predicts where the "
+        f"teacher's probability-flow ODE ends, in 1 to {steps} steps; the diffusion samplers (DDPM, DPM-Solver++) do "
+        "not apply to it.",
+        "",
+    ]
+    if unconditional:
+        lines += [
+            f"Stock `DDPMPipeline` loads it but asks for 1000 steps unless told: pass `num_inference_steps={steps}` "
+            f"(or fewer). persian-ddpm's `CharacterDDPMPipeline` takes its {steps} steps by itself.",
+            "",
+        ]
+    rows = [
+        ("teacher", f"`{distillation['teacher']}`"),
+        ("method", distillation.get("method")),
+        ("steps", steps),
+        ("guidance scale folded in", distillation.get("guidance_scale")),
+        ("teacher trajectories", distillation.get("num_pairs")),
+        ("teacher sampler", distillation.get("teacher_sampler")),
+        ("distillation time (s)", distillation.get("seconds")),
+    ]
+    lines += ["## Distillation", "", "| | |", "|---|---|"]
+    lines += [f"| {name} | {_format_number(value)} |" for name, value in rows if value is not None]
+    return lines + [""]
 
 
 def write_model_card(

@@ -6,10 +6,11 @@ evaluation` and the benchmarks take their choices, names and default step counts
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from diffusers import DDIMScheduler, DDPMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler
+from diffusers import DDIMScheduler, DDPMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler, LCMScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 # DPM-Solver++ steps in lambda(t) = log(alpha_t / sigma_t). The cosine schedule caps its last betas at 0.999, so
@@ -30,6 +31,19 @@ def _dpm_solver(algorithm: str) -> Callable[[dict], DPMSolverMultistepScheduler]
     return build
 
 
+# What a student's sampler keeps of another scheduler's config: the noise schedule, the prediction type, and a
+# student's own steps and boundary scaling (the other samplers' settings mean nothing to it).
+CONSISTENCY_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas",
+                    "prediction_type", "original_inference_steps", "timestep_scaling")
+
+
+def _consistency(config) -> LCMScheduler:
+    """Multistep consistency sampling (Song et al. 2023, arXiv:2303.01469, Algorithm 1), as diffusers'
+    `LCMScheduler` does it: x0 = f(x_t, t), then fresh noise to the next timestep. Predictions are clipped to the
+    image range [-1, 1], where the student's targets lie."""
+    return LCMScheduler(**{key: config[key] for key in CONSISTENCY_KEYS if key in config}, clip_sample=True)
+
+
 @dataclass(frozen=True)
 class Sampler:
     """One entry of `SAMPLERS`.
@@ -39,16 +53,24 @@ class Sampler:
         build: scheduler config -> the sampler on that noise schedule and prediction type.
         num_inference_steps: its usual step count, the default wherever it is picked.
         algorithm_type: for DPM-Solver++, which variant (to recognise a saved scheduler).
+        for_students: it samples distilled students (`python -m pipelines.distill`) and only them; a student
+            predicts where the teacher's ODE ends, which the other samplers do not expect.
     """
 
     title: str
     build: Callable[[dict], SchedulerMixin]
     num_inference_steps: int
     algorithm_type: str | None = None
+    for_students: bool = False
+
+    @functools.cached_property
+    def scheduler_class(self) -> type:
+        """The diffusers class this sampler builds (found by building it once on a default noise schedule)."""
+        return type(self.build(DDPMScheduler().config))
 
     def matches(self, scheduler: SchedulerMixin) -> bool:
         """Whether `scheduler` is this sampler (its class, and its variant for DPM-Solver++)."""
-        if type(scheduler) is not type(self.build(scheduler.config)):
+        if type(scheduler) is not self.scheduler_class:
             return False
         return self.algorithm_type is None or scheduler.config.get("algorithm_type") == self.algorithm_type
 
@@ -64,6 +86,9 @@ SAMPLERS: dict[str, Sampler] = {
     "ddim": Sampler("DDIM", DDIMScheduler.from_config, 50),
     "dpm++": Sampler("DPM-Solver++", _dpm_solver("dpmsolver++"), 20, "dpmsolver++"),
     "dpm++sde": Sampler("SDE-DPM-Solver++", _dpm_solver("sde-dpmsolver++"), 10, "sde-dpmsolver++"),
+    # A student's usual steps are its own (1, 2 or 4, saved as the scheduler's `original_inference_steps`);
+    # 2 is the count students are distilled for by default.
+    "consistency": Sampler("Consistency (distilled student)", _consistency, 2, for_students=True),
 }
 # The sampler saved with every model, chosen by quality per second (`python -m benchmarks.sampler_quality`,
 # docs/benchmarks.md): on the 20-minute MNIST model, SDE-DPM-Solver++ with 10 steps drew 1,000 samples in 14 s
@@ -99,6 +124,38 @@ def sampler_name(scheduler: SchedulerMixin) -> str | None:
     return next((name for name, sampler in SAMPLERS.items() if sampler.matches(scheduler)), None)
 
 
+def is_student(pipeline: DiffusionPipeline) -> bool:
+    """Whether the pipeline is a distilled few-step student (saved with the student sampler)."""
+    return isinstance(pipeline.scheduler, LCMScheduler)
+
+
+def samplers_for(pipeline: DiffusionPipeline) -> list[str]:
+    """The keys of `SAMPLERS` this model samples with: the student sampler for a student, the others otherwise."""
+    student = is_student(pipeline)
+    return [name for name, sampler in SAMPLERS.items() if sampler.for_students == student]
+
+
+def check_sampler_for(pipeline: DiffusionPipeline, name: str) -> None:
+    """Refuse a sampler the model cannot take.
+
+    Raises:
+        ValueError: one line, for an unknown name, a teacher's sampler asked of a student or the student's of a
+            teacher.
+    """
+    if name not in samplers_for(pipeline):
+        check_sampler(name)
+        if is_student(pipeline):
+            raise ValueError(f"--sampler {name}: this model is a distilled student, which samples only with its own "
+                             "few-step sampler (--sampler consistency, or no --sampler)")
+        raise ValueError(f"--sampler {name}: only distilled students (python -m pipelines.distill) sample with it; "
+                         f"this model takes {', '.join(samplers_for(pipeline))}")
+
+
 def use_sampler(pipeline: DiffusionPipeline, name: str) -> None:
-    """Replace `pipeline.scheduler` by the sampler `name` (a key of `SAMPLERS`) with the same noise schedule."""
+    """Replace `pipeline.scheduler` by the sampler `name` (a key of `SAMPLERS`) with the same noise schedule.
+
+    Raises:
+        ValueError: from `check_sampler_for`.
+    """
+    check_sampler_for(pipeline, name)
     pipeline.scheduler = build_sampler(name, pipeline.scheduler.config)

@@ -18,9 +18,9 @@ import torch
 from diffusers import DiffusionPipeline
 from tqdm.auto import tqdm
 
-from pipelines.character_pipeline import DEFAULT_NUM_INFERENCE_STEPS, CharacterDDPMPipeline
+from pipelines.character_pipeline import CharacterDDPMPipeline, saved_num_inference_steps
 from pipelines.fast_inference import inference_autocast
-from pipelines.samplers import SAMPLERS, check_sampler, sampler_name, use_sampler
+from pipelines.samplers import SAMPLERS, check_sampler, check_sampler_for, is_student, sampler_name, use_sampler
 from sharing import first_line
 
 
@@ -97,15 +97,18 @@ def is_class_conditional(pipeline: DiffusionPipeline) -> bool:
 
 
 def default_steps(pipeline: DiffusionPipeline, sampler: str | None = None) -> int:
-    """The steps to sample with when none are asked for: the usual count of `sampler` (a key of `SAMPLERS`),
-    else the pipeline's own default (the saved sampler's); at most the length of the noise schedule."""
-    if sampler is not None:
+    """The steps to sample with when none are asked for: a distilled student's own (1, 2 or 4), else the usual
+    count of `sampler` (a key of `SAMPLERS`), else the pipeline's own default (the saved sampler's); at most the
+    length of the noise schedule."""
+    if is_student(pipeline):
+        usual = saved_num_inference_steps(pipeline.scheduler)
+    elif sampler is not None:
         usual = check_sampler(sampler).num_inference_steps
     elif isinstance(pipeline, CharacterDDPMPipeline):
-        usual = DEFAULT_NUM_INFERENCE_STEPS
+        usual = saved_num_inference_steps(pipeline.scheduler)
     else:
         saved = sampler_name(pipeline.scheduler)
-        usual = SAMPLERS[saved].num_inference_steps if saved else DEFAULT_NUM_INFERENCE_STEPS
+        usual = SAMPLERS[saved].num_inference_steps if saved else saved_num_inference_steps(pipeline.scheduler)
     # at most the schedule's length: DDPM on a 100-step schedule takes 100
     return min(usual, pipeline.scheduler.config.num_train_timesteps)
 
@@ -202,13 +205,25 @@ def draw(
     Raises:
         ValueError: a label, sampler or step count the model cannot take (one line).
     """
+    if sampler is not None:
+        check_sampler_for(pipeline, sampler)
     steps = num_inference_steps or default_steps(pipeline, sampler)
-    if not 1 <= steps <= pipeline.scheduler.config.num_train_timesteps:
-        raise ValueError(f"--num_inference_steps {steps}: must be between 1 and "
-                         f"{pipeline.scheduler.config.num_train_timesteps}, the length of this model's noise schedule")
+    most = pipeline.scheduler.config.num_train_timesteps
+    if is_student(pipeline):  # a subset of the timesteps it was distilled on
+        most = saved_num_inference_steps(pipeline.scheduler)
+    if not 1 <= steps <= most:
+        what = "the steps this student was distilled for" if is_student(pipeline) else (
+            "the length of this model's noise schedule")
+        raise ValueError(f"--num_inference_steps {steps}: must be between 1 and {most}, {what}")
     labels = _labels(pipeline, class_labels, num_images)
     if guidance_scale != 1.0 and labels is None:
         raise ValueError("guidance needs a class-conditional model; this one is unconditional")
+    folded = getattr(pipeline, "folded_guidance_scale", None)
+    if folded is not None:  # a student guides by itself: asking for its own scale is asking for what it does
+        if guidance_scale not in (1.0, folded):
+            raise ValueError(f"--guidance_scale {guidance_scale:g}: this student has guidance {folded:g} distilled "
+                             f"into it; sample it with --guidance_scale 1 or {folded:g} (the same)")
+        guidance_scale = 1.0
     ours = isinstance(pipeline, CharacterDDPMPipeline)
     options = {"num_inference_steps": steps, "output_type": "pt" if ours else "np"}
     if gif_frames is not None:  # enough recorded steps for the frames: 1 + steps // k >= gif_frames

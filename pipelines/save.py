@@ -36,11 +36,14 @@ def save_pipeline(
     class_names: list[str] | None = None,
     card_info: dict | None = None,
     sample_grid: PIL.Image.Image | None = None,
+    sampler: SchedulerMixin | None = None,
+    distillation: dict | None = None,
 ) -> None:
     """Save `unet` and `scheduler` to `output_dir` as a pipeline with a model card.
 
     The training scheduler is saved as the default sampler (`fast_sampler`: SDE-DPM-Solver++, same noise schedule
-    and prediction type), so generation is fast whichever pipeline loads the folder.
+    and prediction type), so generation is fast whichever pipeline loads the folder; a distilled student is saved
+    with its own `sampler` instead.
 
     - Unconditional (`class_names` None): a plain `DDPMPipeline` folder; stock
       `DDPMPipeline.from_pretrained(output_dir)` loads and runs it, and so does `CharacterDDPMPipeline`.
@@ -62,6 +65,9 @@ def save_pipeline(
             "global_step", "training_time_s", and optionally "license".
         sample_grid (`PIL.Image.Image`, *optional*): A grid of samples, saved as `sample_grid.png` and shown
             in the card.
+        sampler ([`SchedulerMixin`], *optional*): The scheduler to save instead of `fast_sampler` (a student's).
+        distillation (`dict`, *optional*): For a student: teacher, method, steps and folded guidance scale, in
+            the card and, for a class-conditional student, in `model_index.json`.
     """
     num_class_embeds = unet.config.num_class_embeds
     if class_names is None and num_class_embeds is not None:
@@ -74,11 +80,12 @@ def save_pipeline(
             f"save_pipeline: {len(class_names)} class names need a UNet with num_class_embeds="
             f"{len(class_names) + 1} (one null class for guidance), got {num_class_embeds}"
         )
-    sampler = fast_sampler(scheduler.config)
-    if class_names is None:
+    sampler = sampler or fast_sampler(scheduler.config)
+    if class_names is None:  # stock DDPMPipeline takes no extra config; a student's card says what it is
         pipeline = DDPMPipeline(unet=unet, scheduler=sampler)
     else:
-        pipeline = CharacterDDPMPipeline(unet=unet, scheduler=sampler, id2label=dict(enumerate(class_names)))
+        pipeline = CharacterDDPMPipeline(unet=unet, scheduler=sampler, id2label=dict(enumerate(class_names)),
+                                         distillation=distillation)
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -94,7 +101,7 @@ def save_pipeline(
             staging,
             pipeline,
             class_names=class_names,
-            card_info=card_info or {},
+            card_info={**(card_info or {}), **({"distillation": distillation} if distillation else {})},
             has_sample_grid=sample_grid is not None,
         )
         _move_into(staging, output_dir)

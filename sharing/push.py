@@ -25,6 +25,8 @@ DEFAULT_IGNORE_PATTERNS = [
     "*/runs/",
     "wandb/",
     "*/wandb/",
+    "teacher_targets/",  # a distillation's teacher images (`pipelines.distill --keep_targets`)
+    "*/teacher_targets/",
     "*.ckpt",
     "*events.out.tfevents.*",
     "*optimizer*.bin",

@@ -73,8 +73,9 @@ def test_unconditional_model_offers_any_and_ignores_guidance(unconditional_model
     assert grid.size == (16, 8)
     with PIL.Image.open(gif_path) as gif:
         assert gif.n_frames == app.GIF_FRAMES  # more steps than frames: the GIF skips some
-    model, choices, guidance, info = app.switch_model(unconditional_model, "previous")
+    model, choices, guidance, sampler, steps, info = app.switch_model(unconditional_model, "previous")
     assert model == unconditional_model and guidance["visible"] is False and "unconditional" in info
+    assert "Consistency (distilled student)" not in sampler["choices"] and steps["value"] == 10
 
 
 @pytest.mark.parametrize(
@@ -105,7 +106,7 @@ def test_unloadable_model_gives_a_message(tmp_path, conditional_model):
     with pytest.raises(gr.Error, match="model_index.json"):
         app.generate(str(tmp_path), "any", 4, "DPM-Solver++", 5, 1.0, 0)
     # switching to it from the page keeps the current model and says why
-    model, _, _, info = app.switch_model(missing, conditional_model)
+    model, *_, info = app.switch_model(missing, conditional_model)
     assert model == conditional_model and info.startswith("⚠️ model ") and "cannot load it" in info
 
 

@@ -22,6 +22,7 @@ from tests.hub_client import run_client
 README_BUDGET = {
     "train_ddpm.py": ["--max_train_steps", "30"],
     "evaluation": ["--num_samples", "200"],
+    "pipelines.distill": ["--num_pairs", "128", "--max_train_steps", "20"],
 }
 NOT_RUN = ("app.py",)
 
@@ -75,7 +76,7 @@ def copy_checkout(destination: Path) -> Path:
 def test_the_readme_commands_run_as_written_and_chain(hub, shared_data, tmp_path):
     commands = readme_commands()
     words = [" ".join(argv) for argv in commands]
-    assert len(commands) == 7, words  # the quick start's two and the five commands' table
+    assert len(commands) == 8, words  # the quick start's two and the commands' table
     assert "data_prep mnist" in words[2] and "pipelines.push runs/mnist" in words[-1]
     seeded = run_client(hub, SEED_MNIST, str(shared_data / "mnist"), home=tmp_path)
     assert seeded.returncode == 0, seeded.stderr[-3000:]
@@ -92,6 +93,9 @@ def test_the_readme_commands_run_as_written_and_chain(hub, shared_data, tmp_path
     assert (clone / "runs" / "mnist" / "model_index.json").is_file()
     assert (clone / "grid.png").is_file() and (clone / "denoising.gif").is_file()
     assert (clone / "eval" / "mnist" / "metrics.json").is_file() and (clone / "classifiers" / "mnist").is_dir()
+    student = clone / "runs" / "mnist-2step"
+    assert (student / "model_index.json").is_file() and "LCMScheduler" in (student / "scheduler/scheduler_config.json"
+                                                                            ).read_text()
     pushed = hub.files("YOU/mnist-ddpm")
     assert "model_index.json" in pushed and "unet/diffusion_pytorch_model.safetensors" in pushed
     assert pushed["model_index.json"].decode() == (clone / "runs/mnist/model_index.json").read_text()

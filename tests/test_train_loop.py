@@ -12,7 +12,13 @@ from tests.train_helpers import FAST_ARGS, make_dataset_dict, make_trainer, rese
 from training.checkpointing import list_checkpoints
 from training.config import ConfigError
 from training.draws import GlobalBatchDraws
-from training.losses import diffusion_loss, log_normal_timestep_probabilities, snr_weights, training_target
+from training.losses import (
+    diffusion_loss,
+    immiscible_noise,
+    log_normal_timestep_probabilities,
+    snr_weights,
+    training_target,
+)
 from training.timesteps import TIMESTEP_SAMPLINGS
 
 pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")  # tests/conftest.py
@@ -214,3 +220,19 @@ def test_snapshots_are_saved_as_pipelines_when_their_minute_passes(blobs, tmp_pa
     assert torch.equal(unet_weights(snapshot)["conv_in.weight"], unet_weights(tmp_path)["conv_in.weight"])
     pipeline = DDPMPipeline.from_pretrained(str(snapshot))
     assert pipeline(batch_size=1, num_inference_steps=2, output_type="np").images.shape == (1, 16, 16, 1)
+
+
+def test_immiscible_noise_is_a_permutation_that_pairs_images_with_nearer_noise():
+    generator = torch.Generator().manual_seed(0)
+    clean = torch.rand(16, 1, 8, 8, generator=generator) * 2 - 1
+    noise = torch.randn(16, 1, 8, 8, generator=generator)
+    paired = immiscible_noise(clean, noise)
+    assert sorted(paired.flatten(1).sum(1).tolist()) == sorted(noise.flatten(1).sum(1).tolist())  # same samples
+    total = lambda eps: (clean - eps).flatten(1).norm(dim=1).sum().item()  # noqa: E731
+    assert total(paired) < total(noise)
+    # the smallest total: no swap of two images' noise makes it smaller
+    for i in range(16):
+        for j in range(i + 1, 16):
+            swapped = paired.clone()
+            swapped[[i, j]] = paired[[j, i]]
+            assert total(swapped) >= total(paired) - 1e-4

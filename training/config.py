@@ -112,6 +112,9 @@ class TrainConfig(DataArguments, HubArguments):
         "Mean of log sigma_t for `--timestep_sampling log_normal` (EDM's P_mean is -1.2).")})
     log_normal_std: float = field(default=1.5, metadata={"help": (
         "Standard deviation of log sigma_t for `--timestep_sampling log_normal` (EDM's P_std is 1.2).")})
+    immiscible_noise: bool = field(default=False, metadata={"help": (
+        "Pair each batch's images with its noise samples by the smallest total distance (immiscible diffusion, Li "
+        "et al. 2024, arXiv:2406.12303) instead of at random.")})
 
     # --- optimisation ---
     train_batch_size: int = field(default=64, metadata={"help": (

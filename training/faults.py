@@ -5,6 +5,7 @@ SIGTERM or SIGINT, which stop the run after a checkpoint (docs/faults.md).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shutil
@@ -118,6 +119,24 @@ class Interrupted(TrainingFault):
     def __init__(self, message: str, signal_number: int):
         super().__init__(message)
         self.exit_code = 128 + signal_number  # the shell's convention for "ended by this signal"
+
+
+@contextlib.contextmanager
+def exit_on_fault(prog: str, usage_errors: tuple[type[Exception], ...] = ()):
+    """Run the body; a usage error (bad settings or data) ends the command with one line and exit code 2, a
+    stop by a signal with its message and 128 + the signal, any other `TrainingFault` with one line and 1."""
+    try:
+        yield
+    except usage_errors as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except Interrupted as err:  # a checkpoint was written: not an error, but the run did not finish
+        if os.environ.get("LOCAL_RANK", "0") == "0":  # once per machine, not once per process
+            print(f"{prog}: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    except TrainingFault as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        sys.exit(1)
 
 
 class StopSignals:

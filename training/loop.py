@@ -39,7 +39,7 @@ from training.data import (
 )
 from training.draws import GlobalBatchDraws
 from training.faults import Interrupted, StopSignals, check_step, check_weights
-from training.losses import denoising_loss
+from training.losses import denoising_loss, immiscible_noise
 from training.model import learning_rate
 from training.sample_quality import FidCheck, load_eval_classifier
 from training.saving import RunSaver
@@ -451,6 +451,8 @@ class Trainer:
         if cfg.random_flip:
             clean = random_hflip(clean, draws.uniform(batch_size))
         noise = draws.normal(clean.shape)  # eps ~ N(0, I)
+        if cfg.immiscible_noise:
+            noise = immiscible_noise(clean, noise)  # the same noise, each sample given to a nearby image
         timesteps = self.sample_timesteps(draws, batch_size)  # --timestep_sampling (training/timesteps.py)
         class_labels = None
         if self.null_class is not None:

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
 from diffusers.training_utils import compute_snr
+from scipy.optimize import linear_sum_assignment
 
 
 def training_target(scheduler: DDPMScheduler, clean: torch.Tensor, noise: torch.Tensor,
@@ -30,6 +31,25 @@ def training_target(scheduler: DDPMScheduler, clean: torch.Tensor, noise: torch.
     if prediction_type == "v_prediction":
         return scheduler.get_velocity(clean, noise, timesteps)
     return clean
+
+
+def immiscible_noise(clean: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """The batch's noise reordered so that the total distance between each image and its noise is smallest.
+
+    Immiscible diffusion (Li et al. 2024, arXiv:2406.12303, Algorithm 1): each noise sample is still N(0, I), but
+    images are paired with nearby noise, so that the map from noise to images the model learns tangles less. The
+    assignment is scipy's Hungarian solver on the (B, B) matrix of L2 distances.
+
+    Args:
+        clean: x_0, (B, C, H, W).
+        noise: eps ~ N(0, I), (B, C, H, W).
+
+    Returns:
+        (B, C, H, W): `noise` with its batch rows permuted.
+    """
+    distances = torch.cdist(clean.flatten(1).float(), noise.flatten(1).float())  # (B, B)
+    _, order = linear_sum_assignment(distances.cpu().numpy())
+    return noise[torch.as_tensor(order, device=noise.device)]
 
 
 def log_normal_timestep_probabilities(scheduler: DDPMScheduler, mean: float, std: float) -> torch.Tensor:
