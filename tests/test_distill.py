@@ -175,3 +175,10 @@ def test_the_demo_takes_a_student_with_its_own_sampler_and_steps(students):
     assert guidance["visible"] is False and "distilled 2-step student" in info
     grid, _, status = app.generate(folder, "ب", 16, "Consistency (distilled student)", 2, 1.0, 0)
     assert grid.size == (4 * 8, 4 * 8) and "2 steps" in status
+
+
+def test_a_missing_teacher_is_a_one_line_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        distill_main([str(tmp_path / "not-trained-yet"), "--output_dir", str(tmp_path / "s")])
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and "not-trained-yet: cannot load it" in err and len(err.splitlines()) == 1

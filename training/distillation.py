@@ -176,26 +176,30 @@ class Distiller:
         cfg, progress = self.cfg, self.progress
         total = round(60 * cfg.max_train_minutes) if cfg.max_train_minutes else cfg.max_train_steps
         done = round(progress.training_time_s) if cfg.max_train_minutes else progress.global_step
-        loss_sum, window = 0.0, time.perf_counter()
+        loss_sum, losses, window = 0.0, 0, time.perf_counter()
+        if cfg.max_train_minutes:  # a resumed run goes on down the learning-rate schedule
+            self.budget_used = progress.training_time_s / (60 * cfg.max_train_minutes)
         with tqdm(total=total, initial=min(done, total), desc="student", unit="s" if cfg.max_train_minutes else "step",
                   disable=not self.accelerator.is_local_main_process) as bar:
             while progress.global_step < cfg.max_train_steps and self.budget_used < 1.0:
                 loss = self._step(targets)
                 progress.global_step += 1
                 step = progress.global_step
-                loss_sum += loss
+                loss_sum, losses = loss_sum + loss, losses + 1
                 if step % LOG_EVERY == 0 or step == cfg.max_train_steps:
                     progress.training_time_s += time.perf_counter() - window
                     window = time.perf_counter()
                     if cfg.max_train_minutes:
                         self.budget_used = progress.training_time_s / (60 * cfg.max_train_minutes)
-                    mean = loss_sum / (step % LOG_EVERY or LOG_EVERY)
+                    mean = loss_sum / losses
                     progress.history.append({"step": step, "train_loss": mean, "lr": self.lr_scheduler.get_last_lr()[0],
                                              "time_s": round(progress.training_time_s, 2)})
-                    loss_sum = 0.0
+                    loss_sum, losses = 0.0, 0
                     bar.update((round(progress.training_time_s) if cfg.max_train_minutes else step) - bar.n)
                     bar.set_postfix(step=step, loss=f"{mean:.4f}")
                 if step % cfg.checkpointing_steps == 0 or signals.requested is not None:
+                    progress.training_time_s += time.perf_counter() - window  # the clock goes on after a resume
+                    window = time.perf_counter()
                     check_weights(self.unet.parameters(), step=step, **self._fault_context())
                     checkpoint = save_checkpoint(self.accelerator, self.output_dir, step, cfg.checkpoints_total_limit)
                     if signals.requested is not None:

@@ -1,0 +1,91 @@
+"""Synthetic sets drawn from a class-conditional model: handwritten digit strings, or isolated characters.
+
+Each shard is seeded by (seed, shard index), its texts by a numpy generator of that seed and its images by
+`pipelines.sampling.draw` from seeds that no other shard uses, so a re-run with the same settings gives the same
+set, shard by shard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import datasets
+import numpy as np
+import PIL.Image
+import torch
+
+from pipelines.sampling import draw
+from synthesis.compose import (
+    PERSIAN_DIGITS,
+    RELATIVE_HEIGHT,
+    SEPARATORS,
+    TO_ASCII,
+    Jitter,
+    compose,
+    random_text,
+    separator_glyph,
+)
+
+STRING_FEATURES = datasets.Features({
+    "image": datasets.Image(),
+    "text": datasets.Value("string"),
+    "text_ascii": datasets.Value("string"),
+    "boxes": datasets.Sequence(datasets.Sequence(datasets.Value("int32"), length=4)),
+})
+# Seeds of shard i's images start at seed + i * SEED_STRIDE (a shard of 1,000 strings draws about 10,000 images).
+SEED_STRIDE = 10_000_000
+
+
+@dataclass
+class Sampling:
+    """How the model is sampled (the `SamplingArguments` of the command)."""
+
+    sampler: str | None
+    num_inference_steps: int | None
+    guidance_scale: float
+    seed: int
+    autocast: bool
+    batch_size: int
+
+
+def _draw(pipeline, labels: Sequence[int | str], sampling: Sampling, shard: int) -> np.ndarray:
+    """Images of `labels`, (N, H, W) uint8 white on black, from the shard's own seeds."""
+    drawing = draw(pipeline, len(labels), class_labels=list(labels), sampler=sampling.sampler,
+                   num_inference_steps=sampling.num_inference_steps, guidance_scale=sampling.guidance_scale,
+                   seed=sampling.seed + shard * SEED_STRIDE, batch_size=sampling.batch_size, autocast=sampling.autocast)
+    return (drawing.grayscale[:, 0] * 255).round().to(torch.uint8).numpy()
+
+
+def missing_digits(class_names: Sequence[str] | None) -> list[str]:
+    """The Persian digits a model cannot draw (all of them for an unconditional one)."""
+    return [digit for digit in PERSIAN_DIGITS if class_names is None or digit not in class_names]
+
+
+def string_shard(pipeline, formats: Sequence[str], sampling: Sampling, shard: int, size: int,
+                 jitter: Jitter = Jitter()) -> datasets.Dataset:
+    """`size` handwritten strings of `formats`: image, text, text_ascii and one box per character of text."""
+    rng = np.random.default_rng([sampling.seed, shard])
+    texts = [random_text(rng, formats) for _ in range(size)]
+    digits = [character for text in texts for character in text if character in PERSIAN_DIGITS]
+    glyphs = iter(_draw(pipeline, digits, sampling, shard))
+    images, boxes = [], []
+    for text in texts:
+        pieces = [separator_glyph(c, rng) if c in SEPARATORS else next(glyphs) for c in text]
+        image, text_boxes = compose(pieces, rng, jitter, [RELATIVE_HEIGHT.get(c, 1.0) for c in text])
+        images.append(PIL.Image.fromarray(image, mode="L"))
+        boxes.append(text_boxes)
+    ascii_texts = [text.translate(TO_ASCII) for text in texts]
+    return datasets.Dataset.from_dict({"image": images, "text": texts, "text_ascii": ascii_texts, "boxes": boxes},
+                                      features=STRING_FEATURES)
+
+
+def character_shard(pipeline, sampling: Sampling, shard: int, size: int, shard_size: int) -> datasets.Dataset:
+    """`size` isolated characters, example i of the set of class i mod K (equal numbers per class): image, label."""
+    names = pipeline.class_names
+    first = shard * shard_size
+    labels = [(first + i) % len(names) for i in range(size)]
+    images = _draw(pipeline, labels, sampling, shard)
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
+    return datasets.Dataset.from_dict({"image": [PIL.Image.fromarray(image, mode="L") for image in images],
+                                       "label": labels}, features=features)
