@@ -24,7 +24,7 @@ from pipelines.generate import OneLineErrorParser
 from pipelines.sampling import ModelLoadError, SamplingArguments, is_class_conditional, load_pipeline
 from sharing import HubArguments
 from synthesis.compose import FORMATS, Jitter
-from synthesis.generated import Sampling, character_shard, missing_digits, string_shard
+from synthesis.generated import Sampling, character_shard, missing_digits, model_glyphs, string_shard
 from synthesis.writer import write_in_shards
 
 KINDS = ("strings", "characters")
@@ -103,8 +103,10 @@ def main(argv: list[str] | None = None) -> None:
     sampling = Sampling(args.sampler, args.num_inference_steps, args.guidance_scale, args.seed, args.autocast,
                         args.batch_size)
     if args.kind == "strings":
+        glyphs = model_glyphs(pipeline, sampling)
+
         def make_shard(index, size):
-            return string_shard(pipeline, args.formats, sampling, index, size)
+            return string_shard(glyphs, args.formats, args.seed, index, size)
     else:
         def make_shard(index, size):
             return character_shard(pipeline, sampling, index, size, args.shard_size)

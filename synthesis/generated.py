@@ -7,7 +7,7 @@ set, shard by shard.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import datasets
@@ -57,21 +57,41 @@ def _draw(pipeline, labels: Sequence[int | str], sampling: Sampling, shard: int)
     return (drawing.grayscale[:, 0] * 255).round().to(torch.uint8).numpy()
 
 
+# Where a string's digits come from: (the digits, in order; the shard index) -> (N, H, W) uint8 images.
+GlyphSource = Callable[[list[str], int], np.ndarray]
+
+
+def model_glyphs(pipeline, sampling: Sampling) -> GlyphSource:
+    """Digits drawn by a class-conditional model whose class names include the Persian digits."""
+    return lambda digits, shard: _draw(pipeline, digits, sampling, shard)
+
+
+def real_glyphs(images: np.ndarray, labels: np.ndarray, class_names: Sequence[str], seed: int) -> GlyphSource:
+    """Digits picked at random (seeded by the shard) from real images (N, H, W) uint8 with class indices (N,):
+    the same composition from real handwriting, to compare with."""
+    members = {digit: np.flatnonzero(labels == class_names.index(digit)) for digit in PERSIAN_DIGITS}
+
+    def pick(digits: list[str], shard: int) -> np.ndarray:
+        rng = np.random.default_rng([seed, shard, 1])
+        return images[[int(rng.choice(members[digit])) for digit in digits]]
+
+    return pick
+
+
 def missing_digits(class_names: Sequence[str] | None) -> list[str]:
     """The Persian digits a model cannot draw (all of them for an unconditional one)."""
     return [digit for digit in PERSIAN_DIGITS if class_names is None or digit not in class_names]
 
 
-def string_shard(pipeline, formats: Sequence[str], sampling: Sampling, shard: int, size: int,
+def string_shard(glyphs: GlyphSource, formats: Sequence[str], seed: int, shard: int, size: int,
                  jitter: Jitter = Jitter()) -> datasets.Dataset:
     """`size` handwritten strings of `formats`: image, text, text_ascii and one box per character of text."""
-    rng = np.random.default_rng([sampling.seed, shard])
+    rng = np.random.default_rng([seed, shard])
     texts = [random_text(rng, formats) for _ in range(size)]
-    digits = [character for text in texts for character in text if character in PERSIAN_DIGITS]
-    glyphs = iter(_draw(pipeline, digits, sampling, shard))
+    digits = iter(glyphs([character for text in texts for character in text if character in PERSIAN_DIGITS], shard))
     images, boxes = [], []
     for text in texts:
-        pieces = [separator_glyph(c, rng) if c in SEPARATORS else next(glyphs) for c in text]
+        pieces = [separator_glyph(c, rng) if c in SEPARATORS else next(digits) for c in text]
         image, text_boxes = compose(pieces, rng, jitter, [RELATIVE_HEIGHT.get(c, 1.0) for c in text])
         images.append(PIL.Image.fromarray(image, mode="L"))
         boxes.append(text_boxes)

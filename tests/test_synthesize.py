@@ -89,10 +89,10 @@ def test_a_stopped_run_keeps_its_shards_and_the_rerun_gives_the_same_set(digit_m
     synthesize([digit_model, "--output_dir", str(tmp_path / "whole"), *args])
     made = generated.string_shard
 
-    def stop_at_the_third(pipeline, formats, sampling, shard, size, **kwargs):
+    def stop_at_the_third(glyphs, formats, seed, shard, size, **kwargs):
         if shard == 2:
             raise KeyboardInterrupt
-        return made(pipeline, formats, sampling, shard, size, **kwargs)
+        return made(glyphs, formats, seed, shard, size, **kwargs)
 
     monkeypatch.setattr("pipelines.synthesize.string_shard", stop_at_the_third)
     with pytest.raises(KeyboardInterrupt):
