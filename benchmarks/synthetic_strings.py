@@ -29,23 +29,23 @@ from data_prep.arguments import DataArguments
 from evaluation.data import resolve_labelled, split_to_tensors
 from evaluation.string_recogniser import RecogniserConfig, read, string_scores, train_recogniser
 from evaluation.usefulness import per_class_subset
-from pipelines.sampling import load_pipeline
+from pipelines.sampling import SamplingArguments, load_pipeline
 from synthesis.compose import FORMATS, PERSIAN_DIGITS
-from synthesis.generated import Sampling, model_glyphs, real_glyphs, string_shard
+from synthesis.generated import model_glyphs, real_glyphs, string_shard
 
 SHARD = 1000
 
 
 @dataclass(kw_only=True)
-class SyntheticStringsArguments(DataArguments):
-    """The options of `python -m benchmarks.synthetic_strings MODEL`."""
+class SyntheticStringsArguments(DataArguments, SamplingArguments):
+    """The options of `python -m benchmarks.synthetic_strings MODEL`: the data (`DataArguments`), how the model's
+    digits are drawn (`SamplingArguments`, guidance 2 by default) and the recognisers."""
 
     num_train: int = field(default=5000, metadata={"help": "training strings of each kind"})
     num_test: int = field(default=1000, metadata={"help": "test strings, from the real test split's digits"})
     fractions: list[float] = field(default_factory=lambda: [0.05, 0.1], metadata={"help": (
         "shares of each digit's real training images for the scarce-data comparison")})
     guidance_scale: float = field(default=2.0, metadata={"help": "guidance of the model's digits"})
-    num_inference_steps: int | None = field(default=None, metadata={"help": "the model's steps (default its own)"})
     epochs: int = field(default=10, metadata={"help": "recogniser epochs"})
     seed: int = field(default=0, metadata={"help": "seeds the texts, the digits and the recognisers"})
     output_dir: Path = field(default=Path("runs/synthetic_strings"), metadata={"help": "where the results go"})
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     train_digits, test_digits = digits_of(data.splits["train"], columns, names), digits_of(data.splits["test"],
                                                                                            columns, names)
     pipeline = load_pipeline(positional.model)
-    sampling = Sampling(None, args.num_inference_steps, args.guidance_scale, args.seed, True, 500)
+    sampling = {**args.draw_options(), "batch_size": 500}
     start = time.perf_counter()
     synthetic = strings(model_glyphs(pipeline, sampling), args.num_train, args.seed)
     per_minute = args.num_train / (time.perf_counter() - start) * 60

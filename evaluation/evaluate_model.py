@@ -213,9 +213,8 @@ def evaluate_model(model: str, config: EvaluationConfig) -> dict:
     floor_split = train.select(range(min(config.num_samples, len(train))))
     floor_features, floor_logits, _ = split_features(extractor, floor_split, *columns)
 
-    drawing = draw(pipeline, config.num_samples, sampler=config.sampler, batch_size=config.batch_size,
-                   seed=config.seed, num_inference_steps=config.num_inference_steps,
-                   guidance_scale=config.guidance_scale, autocast=config.autocast, progress=True)
+    drawing = draw(pipeline, config.num_samples, **config.draw_options(), batch_size=config.batch_size,
+                   progress=True)
     images, requested, sampling_time = drawing.grayscale, drawing.labels, drawing.seconds
     sample_features, sample_logits = extractor(images)  # (N, D), (N, K)
 

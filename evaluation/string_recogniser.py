@@ -53,19 +53,20 @@ def edit_distance(a: str, b: str) -> int:
 class CRNN(nn.Module):
     """Line image (B, 1, 40, W) in [0, 1] -> CTC scores (W // 2, B, len(ALPHABET) + 1) as log-probabilities."""
 
-    def __init__(self, hidden: int = 64):
+    def __init__(self, channels: tuple[int, int, int, int] = (32, 64, 96, 128), hidden: int = 64):
         super().__init__()
 
         def block(cin, cout, pool):
             return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(pool)]
 
-        self.features = nn.Sequential(*block(1, 32, (2, 2)), *block(32, 64, (2, 1)), *block(64, 96, (2, 1)),
-                                      nn.Conv2d(96, 128, 3, padding=1), nn.BatchNorm2d(128), nn.ReLU())
-        self.rnn = nn.LSTM(128, hidden, bidirectional=True, batch_first=False)
+        c1, c2, c3, c4 = channels
+        self.features = nn.Sequential(*block(1, c1, (2, 2)), *block(c1, c2, (2, 1)), *block(c2, c3, (2, 1)),
+                                      nn.Conv2d(c3, c4, 3, padding=1), nn.BatchNorm2d(c4), nn.ReLU())
+        self.rnn = nn.LSTM(c4, hidden, bidirectional=True, batch_first=False)
         self.head = nn.Linear(2 * hidden, len(ALPHABET) + 1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        features = self.features(images).mean(dim=2)  # (B, 128, W // 2): height pooled away
+        features = self.features(images).mean(dim=2)  # (B, c4, W // 2): height pooled away
         sequence, _ = self.rnn(features.permute(2, 0, 1))  # (T, B, 2 * hidden)
         return self.head(sequence).log_softmax(dim=2)  # (T, B, C)
 
@@ -88,13 +89,16 @@ class RecogniserConfig:
     batch_size: int = 32
     learning_rate: float = 2e-3
     seed: int = 0
+    # the convolutions' widths and the LSTM's, per direction (smaller for a quick check)
+    channels: tuple[int, int, int, int] = (32, 64, 96, 128)
+    hidden: int = 64
 
 
 def train_recogniser(images: list[np.ndarray], texts: list[str], config: RecogniserConfig = RecogniserConfig(),
                      ) -> tuple[CRNN, float]:
     """A CRNN trained with CTC on line images (40, W) uint8 and their `ALPHABET` strings; and the seconds it took."""
     torch.manual_seed(config.seed)
-    model = CRNN()
+    model = CRNN(config.channels, config.hidden)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
     steps = config.epochs * ((len(images) + config.batch_size - 1) // config.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.learning_rate, total_steps=steps)

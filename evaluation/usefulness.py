@@ -11,17 +11,18 @@
 3. **Memorisation** (`evaluation.memorisation`): each sample's nearest training image, in pixels and in the
    features of the classifier trained on all real images, against the same for real test images.
 
-Writes `usefulness.json`, `usefulness.md`, `usefulness.png` and `closest.png` to `--output_dir`; with
-`--save_dataset DIR` also the generated set as a `datasets` dataset with a card (and `--push_to_hub`).
+Writes `usefulness.json`, `usefulness.md`, `usefulness.png` and `closest.png` to `--output_dir`, with the
+`python -m pipelines.synthesize --kind characters` command that writes the generated set measured here as a
+`datasets` dataset (the one way to make and share synthetic data).
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import torch
 from transformers import HfArgumentParser
@@ -34,9 +35,8 @@ from evaluation.evaluate_model import load_model
 from evaluation.memorisation import memorisation_check
 from evaluation.output import write_folder
 from evaluation.train_classifier import ClassifierTrainingConfig, fit_classifier, score_classifier
-from evaluation.usefulness_report import save_generated_dataset, write_report
+from evaluation.usefulness_report import write_report
 from pipelines.sampling import SamplingArguments, draw, is_class_conditional
-from sharing import HubArguments
 
 
 @dataclass(kw_only=True)
@@ -56,8 +56,6 @@ class UsefulnessConfig(DataArguments, SamplingArguments):
     num_epochs: int = field(default=8, metadata={"help": "Epochs of each classifier (the recipe's default)."})
     seed: int = field(default=0, metadata={"help": "Seeds the samples (image i: seed + i), subsets and classifiers."})
     device: str = field(default="cuda" if torch.cuda.is_available() else "cpu", metadata={"help": "Torch device."})
-    save_dataset: Optional[str] = field(default=None, metadata={
-        "help": "Also save the generated images as a datasets dataset here, with a card saying they are synthetic."})
     overwrite: bool = field(default=False, metadata={"help": "Replace an existing --output_dir."})
 
 
@@ -95,9 +93,8 @@ def generate(model: str, names: list[str], image_size: int, config: UsefulnessCo
                               "(train_ddpm.py --class_conditional)")
     if pipeline.class_names not in (None, names):
         raise EvaluationError(f"MODEL {model} was trained on other classes than --dataset {config.dataset}")
-    drawing = draw(pipeline, config.per_class * len(names), sampler=config.sampler, batch_size=config.batch_size,
-                   seed=config.seed, num_inference_steps=config.num_inference_steps,
-                   guidance_scale=config.guidance_scale, autocast=config.autocast, progress=True)
+    drawing = draw(pipeline, config.per_class * len(names), **config.draw_options(), batch_size=config.batch_size,
+                   progress=True)
     images, labels = drawing.grayscale, drawing.labels
     return torch.nn.functional.interpolate(images, size=(image_size, image_size), mode="bilinear",
                                            antialias=True, align_corners=False).clamp(0, 1), labels
@@ -116,7 +113,15 @@ def augmentation_curve(names, real, generated, test, config, classifier_recipe) 
     return rows
 
 
-def usefulness(model: str, config: UsefulnessConfig, hub: HubArguments | None = None) -> dict:
+def synthesize_command(model: str, config: UsefulnessConfig, num_classes: int) -> str:
+    """The `python -m pipelines.synthesize` command that writes the generated set measured here: character i of
+    class i mod K from seed + i, as `generate` draws them."""
+    words = ["python", "-m", "pipelines.synthesize", model, "--kind", "characters", "--count",
+             str(config.per_class * num_classes), *config.as_flags(), "--output_dir", "DIR"]
+    return shlex.join(words)
+
+
+def usefulness(model: str, config: UsefulnessConfig) -> dict:
     """Runs the three measures and writes the report; returns what `usefulness.json` holds.
 
     Raises:
@@ -148,41 +153,37 @@ def usefulness(model: str, config: UsefulnessConfig, hub: HubArguments | None = 
         "train_on_generated": {name: {k: v for k, v in run.items() if k != "model"} for name, run in runs.items()},
         "augmentation": augmentation_curve(names, real, generated, test, config, classifier_recipe),
         "memorisation": memorisation,
+        "synthesize_command": synthesize_command(model, config, len(names)),
     }
     write_folder(output_dir, lambda folder: write_report(folder, results, generated[0], real[0]))
-    if config.save_dataset:
-        save_generated_dataset(config.save_dataset, generated, names, model, config.seed, hub or HubArguments())
     return results
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[UsefulnessConfig, HubArguments, str]:
+def parse_args(argv: list[str] | None = None) -> tuple[UsefulnessConfig, str]:
     """Parse and check the command line; exits with one line on a bad argument.
 
     Returns:
-        The config (with `--fractions 0` dropped, so an empty list skips the augmentation curve), the Hub flags
-        (for `--save_dataset`) and the model.
+        The config (with `--fractions 0` dropped, so an empty list skips the augmentation curve) and the model.
     """
-    parser = HfArgumentParser((UsefulnessConfig, HubArguments), prog="python -m evaluation.usefulness",
+    parser = HfArgumentParser(UsefulnessConfig, prog="python -m evaluation.usefulness",
                               description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="A class-conditional pipeline folder (train_ddpm.py --output_dir) or Hub id.")
-    config, hub, extra = parser.parse_args_into_dataclasses(args=argv)
+    config, extra = parser.parse_args_into_dataclasses(args=argv)
     model = extra.model
     if config.per_class < 1 or config.num_epochs < 1 or config.batch_size < 1:
         parser.error("--per_class, --num_epochs and --batch_size must be at least 1")
     if any(not 0 <= f <= 1 for f in config.fractions):
         parser.error("--fractions must lie in (0, 1], or be 0 to skip the augmentation curve")
     config.fractions = [f for f in config.fractions if f > 0]
-    if (problem := config.sampling_problem() or hub.hub_problem()) is not None:
+    if (problem := config.sampling_problem()) is not None:
         parser.error(problem)
-    if hub.push_to_hub and not config.save_dataset:
-        parser.error("--push_to_hub needs --save_dataset DIR (the generated set is what it uploads)")
-    return config, hub, model
+    return config, model
 
 
 def main(argv: list[str] | None = None) -> int:
-    config, hub, model = parse_args(argv)
+    config, model = parse_args(argv)
     try:
-        results = usefulness(model, config, hub)
+        results = usefulness(model, config)
     except EvaluationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

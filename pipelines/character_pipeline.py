@@ -189,6 +189,14 @@ class CharacterDDPMPipeline(DiffusionPipeline):
             indices = [self._resolve_label(label) for label in class_labels]
         return torch.tensor(indices, device=self._execution_device, dtype=torch.long)
 
+    def _in_guidance_interval(self, t: torch.Tensor, interval: tuple[float, float] | None) -> bool:
+        """Whether the step at timestep `t` is guided: its sigma_t in (low, high], or every step without an interval."""
+        if interval is None:
+            return True
+        alpha_bar = self.scheduler.alphas_cumprod[int(t)].item()
+        sigma = ((1 - alpha_bar) / alpha_bar) ** 0.5
+        return interval[0] < sigma <= interval[1]
+
     @staticmethod
     def _to_unit_range(sample: torch.Tensor) -> torch.Tensor:
         """[-1, 1] model space -> [0, 1] image space."""
@@ -199,7 +207,8 @@ class CharacterDDPMPipeline(DiffusionPipeline):
         self,
         batch_size: int = 1,
         class_labels: ClassLabel | Sequence[ClassLabel] | None = None,
-        guidance_scale: float = 1.0,
+        guidance_scale: float | Sequence[float] | torch.Tensor = 1.0,
+        guidance_interval: tuple[float, float] | None = None,
         num_inference_steps: int | None = None,
         timesteps: list[int] | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
@@ -219,8 +228,13 @@ class CharacterDDPMPipeline(DiffusionPipeline):
             guidance_scale (`float`, *optional*, defaults to 1.0):
                 Classifier-free guidance scale s: eps = eps(x, null) + s * (eps(x, c) - eps(x, null)). 1.0 means no
                 guidance (one UNet pass per step); larger values give more typical characters at twice the cost.
-                A distilled student with guidance folded in (`folded_guidance_scale`) takes 1.0 or that scale, and
-                both mean the guidance it learned.
+                A list or tensor gives one scale per image. A distilled student with guidance folded in
+                (`folded_guidance_scale`) takes 1.0 or that scale, and both mean the guidance it learned.
+            guidance_interval (`tuple[float, float]`, *optional*):
+                Guide only at the steps whose noise level sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t) lies in
+                (low, high]; the other steps take the conditional prediction alone, in one UNet pass (Kynkäänniemi
+                et al. 2024, arXiv:2404.07724: guidance at high noise narrows the samples, at low noise it does
+                little). Default: guide at every step.
             num_inference_steps (`int`, *optional*):
                 The number of denoising steps of the scheduler; defaults to 10, or to a distilled student's own
                 1, 2 or 4 (`saved_num_inference_steps`).
@@ -267,24 +281,29 @@ class CharacterDDPMPipeline(DiffusionPipeline):
             raise ValueError(f"trajectory_every must be a positive number of steps, not {trajectory_every}")
         if class_labels is not None and not isinstance(class_labels, (int, str)):
             batch_size = len(class_labels)
+        device = self._execution_device
+        scales = torch.as_tensor(guidance_scale, dtype=torch.float32, device=device).flatten()  # (1,) or (B,)
+        if len(scales) not in (1, batch_size):
+            raise ValueError(f"guidance_scale: one scale or one per image ({batch_size}), not {len(scales)}")
         folded = self.folded_guidance_scale
         if folded is not None:  # a student guides by itself, in one UNet pass
-            if guidance_scale not in (1.0, folded):
+            if not all(scale in (1.0, folded) for scale in scales.tolist()):
                 raise ValueError(f"this student has guidance {folded:g} distilled into it; call it with "
                                  f"guidance_scale=1.0 or {folded:g} (the same)")
-            guidance_scale = 1.0
+            scales = torch.ones(1, device=device)
+        if guidance_interval is not None and not 0 <= guidance_interval[0] < guidance_interval[1]:
+            raise ValueError(f"guidance_interval {tuple(guidance_interval)}: must be (low, high) with 0 <= low < high")
         labels = self._class_labels_tensor(class_labels, batch_size)  # (B,) or None
-        guided = guidance_scale != 1.0
+        guided = bool((scales != 1.0).any())
         if guided and labels is None:
             raise ValueError("guidance_scale != 1 needs a class-conditional model (with a null class)")
-        if guided:
-            # Unconditional half first, then conditional: (2B,)
-            labels = torch.cat([torch.full_like(labels, self.null_class), labels])
+        scales = scales.view(-1, 1, 1, 1)  # (1 or B, 1, 1, 1), broadcast over the images
+        # Unconditional labels first, then conditional: (2B,) for the guided steps
+        guided_labels = torch.cat([torch.full_like(labels, self.null_class), labels]) if guided else None
 
         config = self.unet.config
         sample_size = (config.sample_size,) * 2 if isinstance(config.sample_size, int) else tuple(config.sample_size)
         shape = (batch_size, config.in_channels, *sample_size)  # (B, C, H, W)
-        device = self._execution_device
 
         # x_T ~ N(0, I), scaled by the scheduler's initial sigma (1 for DDPM, DDIM and DPM-Solver)
         if latents is None:
@@ -301,15 +320,17 @@ class CharacterDDPMPipeline(DiffusionPipeline):
                                          device=device)
         timesteps = self.scheduler.timesteps
         for step, t in enumerate(self.progress_bar(timesteps)):
+            guide = guided and self._in_guidance_interval(t, guidance_interval)
             # 1. predict the noise (or v, or x_0: the UNet's training target)
-            model_input = torch.cat([sample] * 2) if guided else sample  # (2B or B, C, H, W)
+            model_input = torch.cat([sample] * 2) if guide else sample  # (2B or B, C, H, W)
             model_input = self.scheduler.scale_model_input(model_input, t)
             # Under bf16 autocast the UNet returns bf16; the scheduler's update stays in the sample's precision.
-            model_output = self.unet(model_input, t, class_labels=labels).sample.to(sample.dtype)
-            if guided:
+            model_output = self.unet(model_input, t, class_labels=guided_labels if guide else labels).sample
+            model_output = model_output.to(sample.dtype)
+            if guide:
                 # 2. classifier-free guidance, eq. (6) of Ho & Salimans 2022 (arXiv:2207.12598) with s = 1 + w
                 uncond, cond = model_output.chunk(2)  # 2 x (B, C, H, W)
-                model_output = uncond + guidance_scale * (cond - uncond)
+                model_output = uncond + scales.to(uncond.dtype) * (cond - uncond)
 
             # 3. x_t -> x_{t-1}: the scheduler's update (eq. (11) of Ho et al. 2020, arXiv:2006.11239, for DDPM)
             sample = self.scheduler.step(model_output, t, sample, generator=generator).prev_sample

@@ -118,8 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     check_gif_frames(parser, args, steps)
     try:
         drawing = draw(pipe, args.num_images, class_labels=parse_class_label(args.class_name, pipe.class_names),
-                       sampler=args.sampler, num_inference_steps=steps, guidance_scale=args.guidance_scale,
-                       seed=args.seed, batch_size=args.num_images, autocast=args.autocast,
+                       **{**args.draw_options(), "num_inference_steps": steps}, batch_size=args.num_images,
                        gif_frames=args.gif_frames if args.gif else None)
     except ValueError as error:
         parser.error(str(error))

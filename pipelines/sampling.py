@@ -14,8 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
+import numpy as np
 import torch
 from diffusers import DiffusionPipeline
+from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
 from pipelines.character_pipeline import CharacterDDPMPipeline, saved_num_inference_steps
@@ -48,6 +50,13 @@ class SamplingArguments:
         "denoising steps (default: the saved sampler's steps, or the usual count of --sampler)")})
     guidance_scale: float = field(default=1.0, metadata={"help": (
         "classifier-free guidance scale of class-conditional models; 1 means no guidance")})
+    guidance_scale_max: Optional[float] = field(default=None, metadata={"help": (
+        "draw each image's guidance scale uniformly between --guidance_scale and this (seeded per image)")})
+    guidance_interval: Optional[list[float]] = field(default=None, metadata={"help": (
+        "LOW HIGH: guide only the steps whose noise level sigma_t lies in (LOW, HIGH] (arXiv:2404.07724); the "
+        "others take the conditional prediction in one UNet pass")})
+    noise_temperature: float = field(default=1.0, metadata={"help": (
+        "scale of the initial noise x_T (1: the model's; above 1 wider, below 1 more typical samples)")})
     seed: int = field(default=0, metadata={"help": "image i is drawn with seed + i (same seed, same images)"})
     autocast: bool = field(default=True, metadata={"help": (
         "sample under bf16 autocast on a CPU with native bf16 (faster, same scores: docs/benchmarks.md); "
@@ -59,9 +68,33 @@ class SamplingArguments:
             return f"--num_inference_steps {self.num_inference_steps}: must be at least 1"
         if self.guidance_scale < 0:
             return f"--guidance_scale {self.guidance_scale}: must be 0 or more"
+        if self.guidance_scale_max is not None and self.guidance_scale_max < self.guidance_scale:
+            return f"--guidance_scale_max {self.guidance_scale_max}: must be at least --guidance_scale"
+        interval = self.guidance_interval
+        if interval is not None and (len(interval) != 2 or not 0 <= interval[0] < interval[1]):
+            return f"--guidance_interval {' '.join(map(str, interval))}: must be LOW HIGH with 0 <= LOW < HIGH"
+        if self.noise_temperature <= 0:
+            return f"--noise_temperature {self.noise_temperature}: must be more than 0"
         if self.seed < 0:
             return f"--seed {self.seed}: must be 0 or more"
         return None
+
+    def as_flags(self) -> list[str]:
+        """The command-line words that give these settings to any sampling command (`--autocast` left out: it
+        changes speed, not images)."""
+        words = []
+        for name, value in self.draw_options().items():
+            if value is None or name == "autocast":
+                continue
+            words += [f"--{name}", *(map(str, value) if isinstance(value, tuple) else [str(value)])]
+        return words
+
+    def draw_options(self) -> dict:
+        """These settings as the keyword arguments of `draw`, so that every command passes all of them."""
+        return {"sampler": self.sampler, "num_inference_steps": self.num_inference_steps,
+                "guidance_scale": self.guidance_scale, "guidance_scale_max": self.guidance_scale_max,
+                "guidance_interval": None if self.guidance_interval is None else tuple(self.guidance_interval),
+                "noise_temperature": self.noise_temperature, "seed": self.seed, "autocast": self.autocast}
 
 
 class ModelLoadError(Exception):
@@ -162,6 +195,22 @@ def _labels(pipeline: DiffusionPipeline, class_labels, num_images: int) -> torch
     return torch.tensor([pipeline._resolve_label(label) for label in class_labels], dtype=torch.long)
 
 
+def guidance_scales(num_images: int, low: float, high: float | None, seed: int) -> torch.Tensor:
+    """Image i's guidance scale (num_images,): `low`, or with `high` uniform in [low, high] from the generator of
+    seed (seed + i, 1), which the sampling noise (seeded by seed + i alone) never uses."""
+    if high is None:
+        return torch.full((num_images,), float(low))
+    draws = [np.random.default_rng([seed + index, 1]).random() for index in range(num_images)]
+    return torch.tensor([low + (high - low) * u for u in draws], dtype=torch.float32)
+
+
+def sample_shape(pipeline: DiffusionPipeline) -> tuple[int, int, int]:
+    """(C, H, W) of the pipeline's images."""
+    config = pipeline.unet.config
+    size = (config.sample_size,) * 2 if isinstance(config.sample_size, int) else tuple(config.sample_size)
+    return (config.in_channels, *size)
+
+
 @torch.no_grad()
 def draw(
     pipeline: DiffusionPipeline,
@@ -171,6 +220,9 @@ def draw(
     sampler: str | None = None,
     num_inference_steps: int | None = None,
     guidance_scale: float = 1.0,
+    guidance_scale_max: float | None = None,
+    guidance_interval: tuple[float, float] | None = None,
+    noise_temperature: float = 1.0,
     seed: int = 0,
     batch_size: int = 64,
     latents: torch.Tensor | None = None,
@@ -189,6 +241,10 @@ def draw(
         sampler: a key of `SAMPLERS` to use instead of the pipeline's scheduler (for this call only).
         num_inference_steps: default `default_steps(pipeline, sampler)`.
         guidance_scale: classifier-free guidance (class-conditional models).
+        guidance_scale_max: draw image i's scale uniformly in [guidance_scale, guidance_scale_max], from a
+            generator of its own (seed + i), so that the images still do not depend on the batch size.
+        guidance_interval: guide only where sigma_t is in (low, high] (`CharacterDDPMPipeline`).
+        noise_temperature: x_T is this times the seeded standard normal noise.
         seed: the first image's seed.
         batch_size: images per pipeline call.
         latents: the initial noise x_T (num_images, C, H, W), to start several samplers from the same x_T; the
@@ -216,15 +272,20 @@ def draw(
             "the length of this model's noise schedule")
         raise ValueError(f"--num_inference_steps {steps}: must be between 1 and {most}, {what}")
     labels = _labels(pipeline, class_labels, num_images)
-    if guidance_scale != 1.0 and labels is None:
+    guiding = guidance_scale != 1.0 or guidance_scale_max is not None or guidance_interval is not None
+    if guiding and labels is None:
         raise ValueError("guidance needs a class-conditional model; this one is unconditional")
     folded = getattr(pipeline, "folded_guidance_scale", None)
     if folded is not None:  # a student guides by itself: asking for its own scale is asking for what it does
-        if guidance_scale not in (1.0, folded):
+        if guidance_scale not in (1.0, folded) or guidance_scale_max is not None or guidance_interval is not None:
             raise ValueError(f"--guidance_scale {guidance_scale:g}: this student has guidance {folded:g} distilled "
-                             f"into it; sample it with --guidance_scale 1 or {folded:g} (the same)")
+                             f"into it; sample it with --guidance_scale 1 or {folded:g} (the same), without "
+                             "--guidance_scale_max or --guidance_interval")
         guidance_scale = 1.0
+    scales = guidance_scales(num_images, guidance_scale, guidance_scale_max, seed)
     ours = isinstance(pipeline, CharacterDDPMPipeline)
+    if noise_temperature != 1.0 and not ours:
+        raise ValueError("--noise_temperature needs a CharacterDDPMPipeline (stock DDPMPipeline takes no latents)")
     options = {"num_inference_steps": steps, "output_type": "pt" if ours else "np"}
     if gif_frames is not None:  # enough recorded steps for the frames: 1 + steps // k >= gif_frames
         options["trajectory_every"] = max(1, steps // (gif_frames - 1))
@@ -243,9 +304,13 @@ def draw(
                 count = min(batch_size, num_images - first)
                 generators = [torch.Generator().manual_seed(seed + first + i) for i in range(count)]
                 if labels is not None:
-                    options.update(class_labels=labels[first : first + count].tolist(), guidance_scale=guidance_scale)
+                    options.update(class_labels=labels[first : first + count].tolist(),
+                                   guidance_scale=scales[first : first + count], guidance_interval=guidance_interval)
                 if latents is not None:
                     options["latents"] = latents[first : first + count]
+                elif noise_temperature != 1.0:  # the noise the pipeline would draw from these generators, scaled
+                    options["latents"] = noise_temperature * randn_tensor(
+                        (count, *sample_shape(pipeline)), generator=generators, dtype=pipeline.unet.dtype)
                 with fast:
                     output = pipeline(batch_size=count, generator=generators, **options)
                 images = output.images

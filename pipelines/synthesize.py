@@ -24,7 +24,7 @@ from pipelines.generate import OneLineErrorParser
 from pipelines.sampling import ModelLoadError, SamplingArguments, is_class_conditional, load_pipeline
 from sharing import HubArguments
 from synthesis.compose import FORMATS, Jitter
-from synthesis.generated import Sampling, character_shard, missing_digits, model_glyphs, string_shard
+from synthesis.generated import character_shard, missing_digits, model_glyphs, string_shard
 from synthesis.writer import write_in_shards
 
 KINDS = ("strings", "characters")
@@ -100,8 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.kind == "strings" and (missing := missing_digits(pipeline.class_names)):
         parser.error(f"model {positional.model}: cannot draw the Persian digits {' '.join(missing)}; --kind strings "
                      "needs a model of Persian digits (--dataset persian)")
-    sampling = Sampling(args.sampler, args.num_inference_steps, args.guidance_scale, args.seed, args.autocast,
-                        args.batch_size)
+    sampling = {**args.draw_options(), "batch_size": args.batch_size}
     if args.kind == "strings":
         glyphs = model_glyphs(pipeline, sampling)
 

@@ -2,13 +2,13 @@
 
 Each shard is seeded by (seed, shard index), its texts by a numpy generator of that seed and its images by
 `pipelines.sampling.draw` from seeds that no other shard uses, so a re-run with the same settings gives the same
-set, shard by shard.
+set, shard by shard. Characters are drawn as one `draw` call would draw them (character i from seed + i), so the
+set does not depend on the shard size.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import datasets
 import numpy as np
@@ -37,23 +37,15 @@ STRING_FEATURES = datasets.Features({
 SEED_STRIDE = 10_000_000
 
 
-@dataclass
-class Sampling:
-    """How the model is sampled (the `SamplingArguments` of the command)."""
-
-    sampler: str | None
-    num_inference_steps: int | None
-    guidance_scale: float
-    seed: int
-    autocast: bool
-    batch_size: int
+# How the model is sampled: the keyword arguments of `pipelines.sampling.draw` (`SamplingArguments.draw_options()`
+# and a batch size); "seed" is the set's first seed.
+Sampling = dict
 
 
-def _draw(pipeline, labels: Sequence[int | str], sampling: Sampling, shard: int) -> np.ndarray:
-    """Images of `labels`, (N, H, W) uint8 white on black, from the shard's own seeds."""
-    drawing = draw(pipeline, len(labels), class_labels=list(labels), sampler=sampling.sampler,
-                   num_inference_steps=sampling.num_inference_steps, guidance_scale=sampling.guidance_scale,
-                   seed=sampling.seed + shard * SEED_STRIDE, batch_size=sampling.batch_size, autocast=sampling.autocast)
+def _draw(pipeline, labels: Sequence[int | str], sampling: Sampling, first_seed: int) -> np.ndarray:
+    """Images of `labels`, (N, H, W) uint8 white on black, image i from seed first_seed + i."""
+    options = {**sampling, "seed": first_seed}
+    drawing = draw(pipeline, len(labels), class_labels=list(labels), **options)
     return (drawing.grayscale[:, 0] * 255).round().to(torch.uint8).numpy()
 
 
@@ -63,7 +55,7 @@ GlyphSource = Callable[[list[str], int], np.ndarray]
 
 def model_glyphs(pipeline, sampling: Sampling) -> GlyphSource:
     """Digits drawn by a class-conditional model whose class names include the Persian digits."""
-    return lambda digits, shard: _draw(pipeline, digits, sampling, shard)
+    return lambda digits, shard: _draw(pipeline, digits, sampling, sampling.get("seed", 0) + shard * SEED_STRIDE)
 
 
 def real_glyphs(images: np.ndarray, labels: np.ndarray, class_names: Sequence[str], seed: int) -> GlyphSource:
@@ -101,11 +93,13 @@ def string_shard(glyphs: GlyphSource, formats: Sequence[str], seed: int, shard: 
 
 
 def character_shard(pipeline, sampling: Sampling, shard: int, size: int, shard_size: int) -> datasets.Dataset:
-    """`size` isolated characters, example i of the set of class i mod K (equal numbers per class): image, label."""
+    """`size` isolated characters, example i of the set of class i mod K (equal numbers per class) and from seed
+    seed + i, as `pipelines.sampling.draw` gives them in one call (and `evaluation.usefulness` measures them):
+    image, label."""
     names = pipeline.class_names
     first = shard * shard_size
     labels = [(first + i) % len(names) for i in range(size)]
-    images = _draw(pipeline, labels, sampling, shard)
+    images = _draw(pipeline, labels, sampling, sampling.get("seed", 0) + first)
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
     return datasets.Dataset.from_dict({"image": [PIL.Image.fromarray(image, mode="L") for image in images],
                                        "label": labels}, features=features)

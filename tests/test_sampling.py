@@ -10,7 +10,8 @@ from evaluation.usefulness import UsefulnessConfig
 from pipelines import CharacterDDPMPipeline
 from pipelines.generate import build_parser as generate_parser
 from pipelines.samplers import DEFAULT_SAMPLER, SAMPLERS, build_sampler, fast_sampler, sampler_name
-from pipelines.sampling import default_steps, draw
+from pipelines.sampling import SamplingArguments, default_steps, draw
+from pipelines.synthesize import SynthesizeArguments
 from tests.pipeline_helpers import CLASS_NAMES, tiny_unet
 
 
@@ -76,14 +77,17 @@ def parsers():
     yield "pipelines.generate", generate_parser()
     yield "python -m evaluation", HfArgumentParser(EvaluationConfig)
     yield "evaluation.usefulness", HfArgumentParser(UsefulnessConfig)
+    yield "pipelines.synthesize", HfArgumentParser(SynthesizeArguments)
 
 
 @pytest.mark.parametrize("name, parser", list(parsers()), ids=lambda value: value if isinstance(value, str) else "")
 def test_every_sampling_command_names_its_flags_the_same(name, parser):
     words = set(parser.format_help().replace(",", " ").split())
-    assert {"--sampler", "--num_inference_steps", "--guidance_scale", "--seed", "--no_autocast"} <= words, name
+    assert {"--sampler", "--num_inference_steps", "--guidance_scale", "--seed", "--no_autocast",
+            "--guidance_scale_max", "--guidance_interval", "--noise_temperature"} <= words, name
     # the names of before still parse, onto the new fields
-    namespace, _ = parser.parse_known_args(["--scheduler", "ddim", "--steps", "7", "--dataset", "d", "M"])
+    flags = ["--scheduler", "ddim", "--steps", "7", "--dataset", "d", "--output_dir", "o", "M"]
+    namespace, _ = parser.parse_known_args(flags)
     assert (namespace.sampler, namespace.num_inference_steps) == ("ddim", 7)
 
 
@@ -94,3 +98,48 @@ def test_the_docs_table_of_samplers_is_the_registry():
     rows = {line.split("|")[1].strip(" `"): int(line.split("|")[3]) for line in text.splitlines()
             if line.startswith("| `") and line.count("|") == 4 and line.split("|")[3].strip().isdigit()}
     assert rows == {name: entry.num_inference_steps for name, entry in SAMPLERS.items()}
+
+
+def test_a_guidance_interval_guides_only_the_steps_inside_it(conditional):
+    options = {"class_labels": "ب", "sampler": "ddim", "num_inference_steps": 4, "seed": 3}
+    guided = draw(conditional, 3, guidance_scale=3.0, **options).images
+    plain = draw(conditional, 3, **options).images
+    every_step = draw(conditional, 3, guidance_scale=3.0, guidance_interval=(0.0, 1e9), **options).images
+    no_step = draw(conditional, 3, guidance_scale=3.0, guidance_interval=(1e8, 1e9), **options).images
+    some_steps = draw(conditional, 3, guidance_scale=3.0, guidance_interval=(0.0, 0.5), **options).images
+    assert not torch.allclose(guided, plain, atol=1e-4)
+    torch.testing.assert_close(every_step, guided)
+    torch.testing.assert_close(no_step, plain)
+    assert not torch.allclose(some_steps, guided, atol=1e-4) and not torch.allclose(some_steps, plain, atol=1e-4)
+
+
+def test_per_image_guidance_scales_are_seeded_per_image(conditional):
+    options = {"class_labels": "ب", "sampler": "ddim", "num_inference_steps": 3, "guidance_scale": 1.0,
+               "guidance_scale_max": 4.0}
+    batch = draw(conditional, 4, seed=10, batch_size=4, **options).images
+    alone = draw(conditional, 1, seed=12, **options).images  # image 2 of the batch, drawn by itself
+    torch.testing.assert_close(batch[2:3], alone)
+    # the scales differ between images: none is the plain conditional sample or a single fixed scale's
+    fixed = draw(conditional, 4, seed=10, class_labels="ب", sampler="ddim", num_inference_steps=3,
+                 guidance_scale=2.5).images
+    assert all(not torch.allclose(batch[i], fixed[i], atol=1e-4) for i in range(4))
+
+
+def test_noise_temperature_scales_the_seeded_initial_noise(conditional):
+    options = {"class_labels": "ب", "sampler": "ddim", "num_inference_steps": 3, "seed": 5}
+    torch.testing.assert_close(draw(conditional, 2, noise_temperature=1.0, **options).images,
+                               draw(conditional, 2, **options).images)
+    noise = torch.cat([torch.randn((1, 1, 8, 8), generator=torch.Generator().manual_seed(5 + i)) for i in range(2)])
+    hot = draw(conditional, 2, noise_temperature=1.5, **options).images
+    torch.testing.assert_close(hot, draw(conditional, 2, latents=1.5 * noise, **options).images)
+
+
+@pytest.mark.parametrize("flags, problem", [
+    (["--guidance_scale", "2", "--guidance_scale_max", "1.5"], "--guidance_scale_max 1.5: must be at least"),
+    (["--guidance_interval", "3", "1"], "--guidance_interval 3.0 1.0: must be LOW HIGH"),
+    (["--guidance_interval", "1"], "--guidance_interval 1.0: must be LOW HIGH"),
+    (["--noise_temperature", "0"], "--noise_temperature 0.0: must be more than 0"),
+])
+def test_impossible_diversity_settings_are_named(flags, problem):
+    (args,) = HfArgumentParser(SamplingArguments).parse_args_into_dataclasses(args=flags)
+    assert args.sampling_problem().startswith(problem)

@@ -1,8 +1,10 @@
 """`python -m evaluation.usefulness`: train on generated, test on real; augmentation; the memorisation check."""
 
 import json
+import shlex
 
 import datasets
+import numpy
 import pytest
 import torch
 from diffusers import DDPMScheduler
@@ -13,6 +15,8 @@ from evaluation.data import split_to_tensors
 from evaluation.memorisation import memorisation_check
 from evaluation.usefulness import main, parse_args
 from pipelines import save_pipeline
+from pipelines.sampling import draw, load_pipeline
+from pipelines.synthesize import main as synthesize_main
 from tests.evaluation_helpers import SHAPES, make_shapes_dataset
 from tests.pipeline_helpers import tiny_unet
 
@@ -41,8 +45,9 @@ def test_report_has_every_measure_and_scores_on_the_real_test_split_only(shapes,
 
     monkeypatch.setattr(usefulness_module, "score_classifier", recording_score)
     out = tmp_path / "out"
-    assert main([str(model), "--dataset", str(dataset), "--output_dir", str(out), *FAST,
-                 "--save_dataset", str(tmp_path / "synthetic")]) == 0
+    argv = [str(model), "--dataset", str(dataset), "--output_dir", str(out), *FAST, "--guidance_scale", "1.5",
+            "--guidance_scale_max", "3"]
+    assert main(argv) == 0
 
     results = json.loads((out / "usefulness.json").read_text(encoding="utf-8"))
     runs = results["train_on_generated"]
@@ -61,10 +66,18 @@ def test_report_has_every_measure_and_scores_on_the_real_test_split_only(shapes,
         assert (out / name).is_file()
     assert "| generated only | 12 |" in (out / "usefulness.md").read_text(encoding="utf-8")
 
-    synthetic = datasets.load_from_disk(str(tmp_path / "synthetic"))
-    assert synthetic["train"].features["label"].names == list(SHAPES)
-    assert synthetic["train"].num_rows + synthetic["test"].num_rows == 12
-    assert "**Synthetic**" in (tmp_path / "synthetic" / "README.md").read_text(encoding="utf-8")
+    # the command the report gives writes, with pipelines.synthesize, the very images that were measured
+    command = shlex.split(results["synthesize_command"].replace(" DIR", f" {tmp_path / 'synthetic'}"))
+    assert command[:3] == ["python", "-m", "pipelines.synthesize"] and command[3] == str(model)
+    assert command[-2:] == ["--output_dir", str(tmp_path / "synthetic")]
+    synthesize_main(command[3:] + ["--shard_size", "5"])  # shards of another size than one draw: the same set
+    synthetic = datasets.load_from_disk(str(tmp_path / "synthetic"))["train"]
+    assert synthetic.features["label"].names == list(SHAPES) and synthetic.num_rows == 12
+    config, _ = parse_args(argv)  # usefulness' own draw, before it resizes to the data's size
+    drawing = draw(load_pipeline(str(model), "cpu"), 4 * len(SHAPES), **config.draw_options())
+    assert synthetic["label"] == drawing.labels.tolist()
+    pixels = torch.stack([torch.from_numpy(numpy.asarray(image)) for image in synthetic["image"]])
+    assert torch.equal(pixels, (drawing.grayscale[:, 0] * 255).round().byte())
 
 
 def test_an_unconditional_model_is_refused_with_one_line(shapes, tmp_path, capsys):
@@ -76,9 +89,9 @@ def test_an_unconditional_model_is_refused_with_one_line(shapes, tmp_path, capsy
 
 
 def test_fractions_zero_skips_the_augmentation_curve_and_a_share_above_one_is_refused(capsys):
-    config, _, model = parse_args(["m", "--dataset", "d", "--output_dir", "o", "--fractions", "0"])
+    config, model = parse_args(["m", "--dataset", "d", "--output_dir", "o", "--fractions", "0"])
     assert config.fractions == [] and model == "m"
-    config, _, _ = parse_args(["m", "--dataset", "d", "--output_dir", "o", "--fractions", "0.05", "0"])
+    config, _ = parse_args(["m", "--dataset", "d", "--output_dir", "o", "--fractions", "0.05", "0"])
     assert config.fractions == [0.05]
     with pytest.raises(SystemExit):
         parse_args(["m", "--dataset", "d", "--output_dir", "o", "--fractions", "1.5"])
