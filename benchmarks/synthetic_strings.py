@@ -44,7 +44,7 @@ class SyntheticStringsArguments(DataArguments, SamplingArguments):
     num_train: int = field(default=5000, metadata={"help": "training strings of each kind"})
     num_test: int = field(default=1000, metadata={"help": "test strings, from the real test split's digits"})
     fractions: list[float] = field(default_factory=lambda: [0.05, 0.1], metadata={"help": (
-        "shares of each digit's real training images for the scarce-data comparison")})
+        "shares of each digit's real training images for the scarce-data comparison (`--fractions 0`: skip it)")})
     guidance_scale: float = field(default=2.0, metadata={"help": "guidance of the model's digits"})
     epochs: int = field(default=10, metadata={"help": "recogniser epochs"})
     seed: int = field(default=0, metadata={"help": "seeds the texts, the digits and the recognisers"})
@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = HfArgumentParser(SyntheticStringsArguments, description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="a class-conditional model of Persian digits (a student is fastest)")
     args, positional = parser.parse_args_into_dataclasses(args=argv)
+    if (problem := args.sampling_problem()) is not None:
+        parser.error(problem)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     data = resolve_labelled(args.dataset, args.data_dir, args.seed)
     columns, names = (data.image_column, data.label_column), data.class_names
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     rows, reads = {}, {}
     rows["synthetic"], reads["synthetic"] = score(*synthetic)
     rows["real"], reads["real"] = score(*real)
-    for fraction in args.fractions:
+    for fraction in [f for f in args.fractions if f > 0]:
         pick = per_class_subset(torch.as_tensor(train_digits[1]), len(names), args.seed, fraction=fraction).numpy()
         scarce = strings(real_glyphs(train_digits[0][pick], train_digits[1][pick], names, args.seed),
                          args.num_train, args.seed)

@@ -18,6 +18,7 @@ import json
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from data_prep.push import push_dataset
 from pipelines.generate import OneLineErrorParser
@@ -28,6 +29,11 @@ from synthesis.generated import character_shard, missing_digits, model_glyphs, s
 from synthesis.writer import write_in_shards
 
 KINDS = ("strings", "characters")
+# Guidance only where sigma_t is in (0.28, 5.42] (arXiv:2404.07724's interval): on the 30-minute Persian model,
+# against guidance at every step, recall 0.702 against 0.652, the independent reader's requested character 91.0%
+# against 90.3% (the domain classifier's 91.6% against 93.5%), Fréchet distance 20.4 against 21.4, and fewer UNet
+# passes (docs/synthesis.md, "Diversity").
+GUIDANCE_INTERVAL = [0.28, 5.42]
 
 
 @dataclass(kw_only=True)
@@ -43,6 +49,9 @@ class SynthesizeArguments(SamplingArguments, HubArguments):
         "amounts)")})
     guidance_scale: float = field(default=2.0, metadata={"help": (
         "classifier-free guidance of the characters (a distilled student: its own, folded in)")})
+    guidance_interval: Optional[list[float]] = field(default_factory=lambda: list(GUIDANCE_INTERVAL), metadata={
+        "help": ("LOW HIGH: guide only the steps whose sigma_t lies in (LOW, HIGH] (default 0.28 5.42: wider "
+                 "samples, as correct; a student guides by itself and ignores it)")})
     shard_size: int = field(default=1000, metadata={"help": "examples per shard (what a stop can lose)"})
     batch_size: int = field(default=500, metadata={"help": "images per pipeline call"})
     overwrite: bool = field(default=False, metadata={"help": "replace an existing --output_dir"})
@@ -94,6 +103,8 @@ def main(argv: list[str] | None = None) -> None:
         pipeline = load_pipeline(positional.model)
     except ModelLoadError as error:
         parser.error(str(error))
+    if getattr(pipeline, "folded_guidance_scale", None) is not None and args.guidance_interval == GUIDANCE_INTERVAL:
+        args.guidance_interval = None  # the default interval is a teacher's: a student's guidance is folded in
     if not is_class_conditional(pipeline):
         parser.error(f"model {positional.model}: unconditional; synthetic labelled data needs a class-conditional "
                      "model (train_ddpm.py --class_conditional)")

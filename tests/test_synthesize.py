@@ -7,10 +7,13 @@ import json
 import datasets
 import numpy as np
 import pytest
+import torch
 from diffusers import DDPMScheduler
 from pipeline_helpers import CLASS_NAMES, tiny_unet
 
 from pipelines import save_pipeline
+from pipelines.sampling import draw, load_pipeline
+from pipelines.synthesize import GUIDANCE_INTERVAL
 from pipelines.synthesize import main as synthesize
 from synthesis import generated
 from synthesis.compose import FORMATS, INK_THRESHOLD, PERSIAN_DIGITS, TO_ASCII, Jitter, compose, separator_glyph
@@ -115,6 +118,21 @@ def test_characters_come_in_equal_numbers_per_class(digit_model, tmp_path):
     train = datasets.load_from_disk(str(tmp_path / "c"))["train"]
     assert train.features["label"].names == DIGITS
     assert np.bincount(train["label"], minlength=10).tolist() == [3] * 10
+
+
+def test_characters_are_guided_in_the_interval_by_default(digit_model, tmp_path):
+    pipeline = load_pipeline(digit_model, "cpu")
+    options = {"num_inference_steps": 3, "guidance_scale": 2.0, "seed": 4}
+    interval = draw(pipeline, 10, guidance_interval=tuple(GUIDANCE_INTERVAL), **options).grayscale
+    everywhere = draw(pipeline, 10, **options).grayscale
+    assert not torch.equal(interval, everywhere)  # the interval leaves some of these steps unguided
+    for name, flags, expected in [("default", [], interval), ("everywhere", ["--guidance_interval", "0", "1e9"],
+                                                                everywhere)]:
+        synthesize([digit_model, "--kind", "characters", "--count", "10", "--output_dir", str(tmp_path / name),
+                    "--num_inference_steps", "3", "--seed", "4", *flags])
+        images = datasets.load_from_disk(str(tmp_path / name))["train"]["image"]
+        pixels = torch.stack([torch.from_numpy(np.asarray(image)) for image in images])
+        assert torch.equal(pixels, (expected[:, 0] * 255).round().byte()), name
 
 
 @pytest.mark.parametrize("kind, message", [("strings", "cannot draw the Persian digits ۱ ۲"),
