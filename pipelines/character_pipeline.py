@@ -109,6 +109,13 @@ class CharacterDDPMPipeline(DiffusionPipeline):
         return [self.config.id2label[str(index)] for index in range(len(self.config.id2label))]
 
     @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the images the UNet makes."""
+        config = self.unet.config
+        size = (config.sample_size,) * 2 if isinstance(config.sample_size, int) else tuple(config.sample_size)
+        return (config.in_channels, *size)
+
+    @property
     def null_class(self) -> int:
         """Index of the "null" class used for classifier-free guidance (the last embedding)."""
         return self.unet.config.num_class_embeds - 1
@@ -301,9 +308,7 @@ class CharacterDDPMPipeline(DiffusionPipeline):
         # Unconditional labels first, then conditional: (2B,) for the guided steps
         guided_labels = torch.cat([torch.full_like(labels, self.null_class), labels]) if guided else None
 
-        config = self.unet.config
-        sample_size = (config.sample_size,) * 2 if isinstance(config.sample_size, int) else tuple(config.sample_size)
-        shape = (batch_size, config.in_channels, *sample_size)  # (B, C, H, W)
+        shape = (batch_size, *self.image_shape)  # (B, C, H, W)
 
         # x_T ~ N(0, I), scaled by the scheduler's initial sigma (1 for DDPM, DDIM and DPM-Solver)
         if latents is None:

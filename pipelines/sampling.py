@@ -204,13 +204,6 @@ def guidance_scales(num_images: int, low: float, high: float | None, seed: int) 
     return torch.tensor([low + (high - low) * u for u in draws], dtype=torch.float32)
 
 
-def sample_shape(pipeline: DiffusionPipeline) -> tuple[int, int, int]:
-    """(C, H, W) of the pipeline's images."""
-    config = pipeline.unet.config
-    size = (config.sample_size,) * 2 if isinstance(config.sample_size, int) else tuple(config.sample_size)
-    return (config.in_channels, *size)
-
-
 @torch.no_grad()
 def draw(
     pipeline: DiffusionPipeline,
@@ -310,7 +303,7 @@ def draw(
                     options["latents"] = latents[first : first + count]
                 elif noise_temperature != 1.0:  # the noise the pipeline would draw from these generators, scaled
                     options["latents"] = noise_temperature * randn_tensor(
-                        (count, *sample_shape(pipeline)), generator=generators, dtype=pipeline.unet.dtype)
+                        (count, *pipeline.image_shape), generator=generators, dtype=pipeline.unet.dtype)
                 with fast:
                     output = pipeline(batch_size=count, generator=generators, **options)
                 images = output.images
