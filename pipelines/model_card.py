@@ -142,6 +142,10 @@ def model_card_text(
     return f"---\n{_card_data(class_names, card_info).to_yaml()}\n---\n\n" + "\n".join(lines)
 
 
+def _interval(interval: list[float] | None) -> str | None:
+    return None if interval is None else f"({interval[0]:g}, {interval[1]:g}]"
+
+
 def distillation_lines(distillation: dict, unconditional: bool) -> list[str]:
     """The card's section on a student: how it samples, its teacher, method, steps, guidance and budget."""
     steps = distillation["num_inference_steps"]
@@ -162,6 +166,7 @@ def distillation_lines(distillation: dict, unconditional: bool) -> list[str]:
         ("method", distillation.get("method")),
         ("steps", steps),
         ("guidance scale folded in", distillation.get("guidance_scale")),
+        ("guided where sigma_t is in", _interval(distillation.get("guidance_interval"))),
         ("teacher trajectories", distillation.get("num_pairs")),
         ("teacher sampler", distillation.get("teacher_sampler")),
         ("distillation time (s)", distillation.get("seconds")),

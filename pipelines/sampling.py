@@ -26,6 +26,13 @@ from pipelines.samplers import SAMPLERS, check_sampler, check_sampler_for, is_st
 from sharing import first_line
 
 
+def guidance_interval_problem(interval: list[float] | None) -> str | None:
+    """What is wrong with a `--guidance_interval` value, as a sentence naming the flag, or None."""
+    if interval is not None and (len(interval) != 2 or not 0 <= interval[0] < interval[1]):
+        return f"--guidance_interval {' '.join(map(str, interval))}: must be LOW HIGH with 0 <= LOW < HIGH"
+    return None
+
+
 @dataclass(kw_only=True)
 class SamplingArguments:
     """How to sample: the flags of every command that draws images (their dataclasses inherit this one)."""
@@ -70,9 +77,8 @@ class SamplingArguments:
             return f"--guidance_scale {self.guidance_scale}: must be 0 or more"
         if self.guidance_scale_max is not None and self.guidance_scale_max < self.guidance_scale:
             return f"--guidance_scale_max {self.guidance_scale_max}: must be at least --guidance_scale"
-        interval = self.guidance_interval
-        if interval is not None and (len(interval) != 2 or not 0 <= interval[0] < interval[1]):
-            return f"--guidance_interval {' '.join(map(str, interval))}: must be LOW HIGH with 0 <= LOW < HIGH"
+        if (problem := guidance_interval_problem(self.guidance_interval)) is not None:
+            return problem
         if self.noise_temperature <= 0:
             return f"--noise_temperature {self.noise_temperature}: must be more than 0"
         if self.seed < 0:

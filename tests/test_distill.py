@@ -16,8 +16,9 @@ from pipeline_helpers import CLASS_NAMES, tiny_unet
 
 from pipelines import CharacterDDPMPipeline, save_pipeline
 from pipelines.distill import main as distill_main
+from pipelines.samplers import use_sampler
 from pipelines.sampling import draw, load_pipeline
-from training.teacher_targets import SHARD_SIZE
+from training.teacher_targets import SHARD_SIZE, TargetSettings, compute_shard
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Seeds far from the training trajectories' (0 .. num_pairs - 1).
@@ -47,7 +48,8 @@ def distil(teacher: Path, output_dir: Path, *extra: str) -> None:
 def students(teachers, tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("students")
     distil(teachers["unconditional"], folder / "unconditional")
-    distil(teachers["conditional"], folder / "conditional", "--max_train_steps", "60")
+    distil(teachers["conditional"], folder / "conditional", "--max_train_steps", "60", "--guidance_interval", "0.28",
+          "5.42")
     return {"unconditional": folder / "unconditional", "conditional": folder / "conditional"}
 
 
@@ -95,6 +97,8 @@ def test_conditional_student_folds_guidance_in_and_loads_with_remote_code(studen
     folder = students["conditional"]
     index = json.loads((folder / "model_index.json").read_text())
     assert index["distillation"]["guidance_scale"] == 2.0 and index["distillation"]["num_inference_steps"] == 2
+    assert index["distillation"]["guidance_interval"] == [0.28, 5.42]
+    assert "| guided where sigma_t is in | (0.28, 5.42] |" in (folder / "README.md").read_text()
     student = load_pipeline(folder)
     assert student.class_names == CLASS_NAMES and student.folded_guidance_scale == 2.0
     drawing = draw(student, 6, class_labels="ب")
@@ -108,6 +112,23 @@ def test_conditional_student_folds_guidance_in_and_loads_with_remote_code(studen
     assert len(remote(batch_size=2, class_labels="۷", output_type="pt").images) == 2
     with pytest.raises(ValueError, match="only distilled students"):
         draw(load_pipeline(teachers["conditional"]), 2, sampler="consistency")
+
+
+def test_targets_under_a_guidance_interval_are_guided_only_inside_it(teachers):
+    """The interval reaches the teacher's ODE: an interval holding every step gives the targets of guidance at
+    every step, one holding some steps gives other targets, and the settings (so the kept shards) tell them apart."""
+    teacher = load_pipeline(teachers["conditional"])
+    use_sampler(teacher, "dpm++")
+
+    def targets(interval):
+        settings = TargetSettings("t", (999, 499), "dpm++", 4, 3.0, 4, 0, interval)
+        return compute_shard(teacher, settings, 0, 4)["targets"]
+
+    everywhere = targets(None)
+    assert torch.equal(targets((0.0, 1e9)), everywhere)
+    assert mean_squared(targets((0.0, 0.5)), everywhere) > 1e-6
+    assert TargetSettings("t", (999,), "dpm++", 4, 3.0, 4, 0) != TargetSettings("t", (999,), "dpm++", 4, 3.0, 4, 0,
+                                                                                   (0.28, 5.42))
 
 
 def test_resume_reuses_targets_and_goes_on_from_the_checkpoint(teachers, tmp_path, capsys):
@@ -150,6 +171,8 @@ def test_sigterm_stops_with_a_checkpoint_and_the_run_resumes(teachers, tmp_path)
     (["--num_inference_steps", "9"], "a student takes 1 to 8 steps"),
     (["--guidance_scale", "3"], "the teacher is unconditional"),
     (["--num_pairs", "10"], "must be at least --train_batch_size"),
+    (["--guidance_interval", "0", "1"], "the teacher is unconditional and has no guidance"),
+    (["--guidance_interval", "3", "1"], "--guidance_interval 3.0 1.0: must be LOW HIGH"),
 ])
 def test_bad_settings_are_one_line_errors(teachers, tmp_path, capsys, flags, message):
     with pytest.raises(SystemExit) as stop:

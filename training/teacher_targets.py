@@ -5,7 +5,9 @@ Lu et al. 2022, arXiv:2211.01095, by default) solves the ODE from it to an image
 student timestep tau_k < T, the student will meet x_tau = sqrt(a_tau) x0 + sqrt(1 - a_tau) z (its own x0
 renoised with fresh z, multistep consistency sampling); the input is built the same way from x_0^i, and its
 target is the ODE solved from x_tau at tau (the consistency function of Song et al. 2023, arXiv:2303.01469).
-With class labels the ODE runs under classifier-free guidance, which the student then learns to do in one pass.
+With class labels the ODE runs under classifier-free guidance, which the student then learns to do in one pass;
+with a guidance interval, guided only where sigma_t lies in it (Kynkaanniemi et al. 2024, arXiv:2404.07724), so
+the student learns the wider samples of that sampler.
 
 Pairs are computed in shards of `SHARD_SIZE` and each is written atomically, so a stopped run keeps what it
 computed and the next run with the same settings goes on from there.
@@ -45,6 +47,7 @@ class TargetSettings:
     guidance_scale: float
     num_pairs: int
     seed: int
+    guidance_interval: tuple[float, float] | None = None  # guide only where sigma_t is in (low, high]
 
 
 @dataclass
@@ -73,7 +76,8 @@ def solve_ode(teacher: CharacterDDPMPipeline, sample: torch.Tensor, timestep: in
         steps = ode_steps(settings.teacher_steps, timestep, last)
         options["timesteps"] = torch.linspace(timestep, 0, steps + 1)[:-1].round().long().tolist()
     if labels is not None:
-        options.update(class_labels=labels.tolist(), guidance_scale=settings.guidance_scale)
+        options.update(class_labels=labels.tolist(), guidance_scale=settings.guidance_scale,
+                       guidance_interval=settings.guidance_interval)
     images = teacher(batch_size=sample.shape[0], **options).images  # (B, C, H, W) in [0, 1]
     return images.float() * 2 - 1
 
