@@ -18,7 +18,7 @@ from pipelines import CharacterDDPMPipeline, save_pipeline
 from pipelines.distill import main as distill_main
 from pipelines.samplers import use_sampler
 from pipelines.sampling import draw, load_pipeline
-from training.teacher_targets import SHARD_SIZE, TargetSettings, compute_shard
+from training.teacher_targets import SHARD_SIZE, TargetSettings, build_targets, compute_shard
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Seeds far from the training trajectories' (0 .. num_pairs - 1).
@@ -114,9 +114,9 @@ def test_conditional_student_folds_guidance_in_and_loads_with_remote_code(studen
         draw(load_pipeline(teachers["conditional"]), 2, sampler="consistency")
 
 
-def test_targets_under_a_guidance_interval_are_guided_only_inside_it(teachers):
+def test_targets_under_a_guidance_interval_are_guided_only_inside_it(teachers, tmp_path):
     """The interval reaches the teacher's ODE: an interval holding every step gives the targets of guidance at
-    every step, one holding some steps gives other targets, and the settings (so the kept shards) tell them apart."""
+    every step, one holding some steps gives other targets, and shards kept from one are not reused by the other."""
     teacher = load_pipeline(teachers["conditional"])
     use_sampler(teacher, "dpm++")
 
@@ -127,8 +127,11 @@ def test_targets_under_a_guidance_interval_are_guided_only_inside_it(teachers):
     everywhere = targets(None)
     assert torch.equal(targets((0.0, 1e9)), everywhere)
     assert mean_squared(targets((0.0, 0.5)), everywhere) > 1e-6
-    assert TargetSettings("t", (999,), "dpm++", 4, 3.0, 4, 0) != TargetSettings("t", (999,), "dpm++", 4, 3.0, 4, 0,
-                                                                                   (0.28, 5.42))
+    kept = tmp_path / "targets"
+    plain = build_targets(teacher, TargetSettings("t", (999, 499), "dpm++", 4, 3.0, 4, 0), kept, progress=False)
+    narrow = build_targets(teacher, TargetSettings("t", (999, 499), "dpm++", 4, 3.0, 4, 0, (0.0, 0.5)), kept,
+                           progress=False)
+    assert torch.equal(plain.targets, everywhere) and mean_squared(narrow.targets, everywhere) > 1e-6
 
 
 def test_resume_reuses_targets_and_goes_on_from_the_checkpoint(teachers, tmp_path, capsys):

@@ -245,8 +245,7 @@ class Distiller:
         progress = self.progress
         return {"teacher": self.teacher_name, "method": METHOD, "num_inference_steps": self.cfg.num_inference_steps,
                 "guidance_scale": self.guidance_scale if is_class_conditional(self.teacher) else None,
-                "guidance_interval": None if self.settings.guidance_interval is None
-                else list(self.settings.guidance_interval),
+                "guidance_interval": self.cfg.guidance_interval,
                 "num_pairs": self.cfg.num_pairs,
                 "teacher_sampler": f"{SAMPLERS[self.cfg.teacher_sampler].title}, {self.cfg.teacher_steps} steps",
                 "student_steps": progress.global_step,
