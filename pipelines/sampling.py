@@ -86,14 +86,15 @@ class SamplingArguments:
         return None
 
     def as_flags(self) -> list[str]:
-        """The command-line words that give these settings to any sampling command (`--autocast` left out: it
-        changes speed, not images)."""
+        """The command-line words that give these settings to any sampling command. `--no_autocast` is one of
+        them where it was given: on a CPU with native bf16, float32 samples differ from bf16 ones in a few
+        pixels, so a command that is to draw the same images must sample in the same precision."""
         words = []
         for name, value in self.draw_options().items():
             if value is None or name == "autocast":
                 continue
             words += [f"--{name}", *(map(str, value) if isinstance(value, tuple) else [str(value)])]
-        return words
+        return words + ([] if self.autocast else ["--no_autocast"])
 
     def draw_options(self) -> dict:
         """These settings as the keyword arguments of `draw`, so that every command passes all of them."""

@@ -143,3 +143,14 @@ def test_noise_temperature_scales_the_seeded_initial_noise(conditional):
 def test_impossible_diversity_settings_are_named(flags, problem):
     (args,) = HfArgumentParser(SamplingArguments).parse_args_into_dataclasses(args=flags)
     assert args.sampling_problem().startswith(problem)
+
+
+@pytest.mark.parametrize("flags", [["--guidance_scale", "1.5", "--guidance_interval", "0.28", "5.42", "--seed", "3"],
+                                   ["--sampler", "ddpm", "--num_inference_steps", "4", "--no_autocast"]])
+def test_the_flags_of_a_setting_give_the_same_setting_back(flags):
+    # usefulness hands these words to pipelines.synthesize to draw the very images it measured: on a CPU with
+    # native bf16 a float32 draw differs from a bf16 one, so the precision has to travel with them
+    (settings,) = HfArgumentParser(SamplingArguments).parse_args_into_dataclasses(flags)
+    (again,) = HfArgumentParser(SamplingArguments).parse_args_into_dataclasses(settings.as_flags())
+    assert again.draw_options() == settings.draw_options()
+    assert ("--no_autocast" in settings.as_flags()) == ("--no_autocast" in flags)
